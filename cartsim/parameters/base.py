@@ -1,0 +1,111 @@
+"""Parameter sets: data with a name, value, unit, bounds and source for every entry.
+
+A model states equations and never holds numbers; the numbers live here. A
+``ParameterSet`` is an ordered, immutable collection of ``Parameter`` records;
+its order defines the layout of the parameter vector handed to compiled
+kernels (``ParameterSet.index``), built once in Python.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+
+class ParameterError(ValueError):
+    """An unknown parameter name or a value outside a parameter's bounds."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One model parameter.
+
+    Attributes
+    ----------
+    name : identifier used in configs (``model.params.NAME=...``) and fits.
+    value : default value, in ``unit``.
+    unit : physical unit ("1/day", "cells", "pg/mL", "-" for dimensionless).
+    lower, upper : admissible bounds (inclusive), used for validation and fitting.
+    source : a citation (author year, journal) or "assumption: <why>".
+    description : one line saying what the parameter is.
+    """
+
+    name: str
+    value: float
+    unit: str
+    lower: float
+    upper: float
+    source: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.unit:
+            raise ParameterError(f"parameter {self.name!r} has no unit")
+        if not self.source:
+            raise ParameterError(f"parameter {self.name!r} has no source")
+        if not (self.lower <= self.value <= self.upper) or not math.isfinite(self.value):
+            raise ParameterError(
+                f"parameter {self.name!r} default {self.value} outside [{self.lower}, {self.upper}]"
+            )
+
+
+class ParameterSet(Mapping[str, Parameter]):
+    """Ordered collection of parameters; maps name -> ``Parameter``."""
+
+    def __init__(self, params: Iterable[Parameter], name: str = "") -> None:
+        self.name = name
+        self._params: dict[str, Parameter] = {}
+        for p in params:
+            if p.name in self._params:
+                raise ParameterError(f"duplicate parameter {p.name!r} in set {name!r}")
+            self._params[p.name] = p
+        self.index: dict[str, int] = {k: i for i, k in enumerate(self._params)}
+
+    def __getitem__(self, key: str) -> Parameter:
+        try:
+            return self._params[key]
+        except KeyError:
+            raise ParameterError(
+                f"unknown parameter {key!r} for {self.name or 'this model'}; accepted: "
+                + ", ".join(self._params)
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def values(self) -> np.ndarray:  # type: ignore[override]
+        """Default values as a float64 vector in kernel order."""
+        return np.array([p.value for p in self._params.values()], dtype=np.float64)
+
+    def with_values(self, overrides: Mapping[str, float]) -> ParameterSet:
+        """A copy with new values; unknown names or out-of-bounds values raise ``ParameterError``."""
+        new = dict(self._params)
+        for k, v in overrides.items():
+            p = self[k]
+            v = float(v)
+            if not math.isfinite(v) or not (p.lower <= v <= p.upper):
+                raise ParameterError(
+                    f"model.params.{k}={v!r} is not accepted: expected a finite number in "
+                    f"[{p.lower}, {p.upper}] {p.unit}"
+                )
+            new[k] = replace(p, value=v)
+        return ParameterSet(new.values(), name=self.name)
+
+    def vector(self, overrides: Mapping[str, float] | None = None) -> np.ndarray:
+        """Kernel parameter vector with ``overrides`` applied."""
+        return (self.with_values(overrides) if overrides else self).values()
+
+    def table(self) -> str:
+        """Markdown table of the set (name, value, unit, bounds, source)."""
+        rows = ["| name | value | unit | bounds | source |", "|---|---|---|---|---|"]
+        for p in self._params.values():
+            rows.append(
+                f"| {p.name} | {p.value:g} | {p.unit} | [{p.lower:g}, {p.upper:g}] | {p.source} |"
+            )
+        return "\n".join(rows)
