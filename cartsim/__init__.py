@@ -1,6 +1,52 @@
-"""cartsim: mechanistic simulator of CD7-targeted CAR-T therapy (placeholder init, lead rewrites)."""
+"""cartsim: mechanistic simulator of CD7-targeted CAR-T therapy for T-ALL/T-LBL.
+
+Entry points (imported lazily, so ``import cartsim`` stays light):
+
+* :func:`cartsim.load_config` - compose a scenario from ``conf/`` with Hydra overrides;
+* :func:`cartsim.simulate` - simulate one or many scenarios, returning an ``xarray.Dataset``;
+* :class:`cartsim.Scenario` and its parts (``Patient``, ``Regimen``, ``Product``, ``Disease``,
+  ``ModelConfig``, ``SolverOptions``, ``OutputOptions``) for building scenarios by keyword.
+"""
+
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
 
 class CartsimWarning(UserWarning):
     """Warnings issued by cartsim."""
+
+
+_LAZY = {
+    "load_config": ("cartsim.config", "load_config"),
+    "simulate": ("cartsim.simulate", "simulate"),
+    "format_summary": ("cartsim.summary", "format_summary"),
+    "get_model": ("cartsim.models", "get_model"),
+    "Scenario": ("cartsim.scenario", "Scenario"),
+    "ScenarioError": ("cartsim.scenario", "ScenarioError"),
+    "ModelConfig": ("cartsim.scenario", "ModelConfig"),
+    "Product": ("cartsim.scenario", "Product"),
+    "Disease": ("cartsim.scenario", "Disease"),
+    "Patient": ("cartsim.scenario", "Patient"),
+    "Regimen": ("cartsim.scenario", "Regimen"),
+    "SolverOptions": ("cartsim.scenario", "SolverOptions"),
+    "OutputOptions": ("cartsim.scenario", "OutputOptions"),
+}
+
+__all__ = ["CartsimWarning", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'cartsim' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -16,6 +16,10 @@ import numpy as np
 
 from cartsim.parameters.base import ParameterSet
 
+#: Event kinds understood by the solver (``cartsim.solvers``): add an amount
+#: (linear units) to a state, set a parameter slot, add to a parameter slot.
+ADD_STATE, SET_PARAM, ADD_PARAM = 0, 1, 2
+
 
 @dataclass(frozen=True)
 class StateSpec:
@@ -78,8 +82,9 @@ class Model(ABC):
         """Initial state, parameter vector and dose events for one scenario."""
 
     @abstractmethod
-    def observables(self, y: np.ndarray, p: np.ndarray) -> dict[str, Observable]:
-        """Assay-level outputs from linear states ``y[..., n_states]`` and ``p[..., n_p]``."""
+    def observables(self, y: np.ndarray, p: np.ndarray, info: dict) -> dict[str, Observable]:
+        """Assay-level outputs from linear states ``y[patient, time, state]``,
+        parameter vectors ``p[patient, n_p]`` and per-patient ``info`` arrays."""
 
     @property
     def state_names(self) -> list[str]:

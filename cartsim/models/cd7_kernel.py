@@ -1,8 +1,363 @@
-"""PLACEHOLDER (being written by the lead): cd7 right-hand side. Signature is the contract."""
+r"""Compiled kernel of the ``cd7`` model: a reaction network for cells plus continuous terms.
+
+The model is written once, as
+
+* ``N_CELL`` cell species (whole-body counts) changed by ``N_REACTION``
+  reactions with integer stoichiometry ``STOICH[r, i]`` and propensities
+  ``a_r(x, c)`` (cells/day) computed by :func:`propensities`;
+* continuous states ``c`` (drug amounts, cytokine concentrations, the
+  homeostatic-cytokine level, macrophage activation, myeloid precursors),
+  whose derivatives :func:`continuous_rhs` returns.
+
+The ODE right-hand side :func:`rhs` combines both: for a cell species held
+as :math:`y_i = \ln x_i`,
+
+.. math:: \dot y_i = \frac{1}{x_i} \sum_r S_{ri}\, a_r(x, c),
+
+so counts stay positive and carry uniform relative accuracy from 1 to 1e13
+cells. A stochastic engine reuses ``STOICH``, :func:`propensities` and
+:func:`continuous_rhs` unchanged.
+
+Propensities (per-capita rate times the population; :math:`S_{ag}` is the
+antigen saturation, :math:`\kappa` the per-target kill rate):
+
+.. math::
+
+    A_g &= d\,(B_7 + \varepsilon_L L) + T_7 + w_{self}\, r_{CD7}(E+M+X), \qquad
+    S_{ag} = A_g / (K_{ag} + A_g) \\
+    \kappa &= \frac{k_{kill} E_k}{K_{kill} + E_k + \theta\, \mathcal{T}}\,(1 - I_{ster}), \quad
+    E_k = E + \sigma_X X, \quad \mathcal{T} = \phi(d)(B_7 + \varepsilon_L L) + T_7 \\
+    \text{expansion } E \to 2E &: \rho_{max} f_{don} S_{ag} (1 + \eta_H (H - 1)) (1 - I_{ster}) E \\
+    E \to M &: (k_{EM0} + k_{EM}(1 - S_{ag})) E, \quad M \to E: k_{ME} S_{ag} M, \quad
+    E \to X: k_{EX} S_{ag} E \\
+    \text{deaths} &: \delta_E E,\ \delta_M M,\ \delta_X X,\ \text{fratricide } r_{CD7}\kappa\,(E, M, X) \\
+    \text{blast birth/death} &: r_B B_j,\ r_B B_j (B_7 + B_0)/K_B, \quad B_7 \to B_0: k_{sw} B_7 \\
+    \text{killing} &: \kappa \phi(d) B_7,\ \varepsilon_L \kappa \phi(d) L,\ \kappa T_7,
+    \quad \phi(d) = d (1 + d_{50}) / (d + d_{50}) \\
+    \text{lymphodepletion} &: k_{LD}(C_f, C_c)\,(T_7, T_0, s_B B_j, s_B L, E, M, X) \\
+    \text{normal T} &: r_T H\, T_j \text{ (homeostatic birth)},\ r_T T_j \text{ (death)}
+
+with :math:`k_{LD} = k^{f}_{max} C_f/(EC^f_{50}+C_f) + k^{c}_{max} C_c/(EC^c_{50}+C_c)`.
+
+Continuous states (days, mg, mg/L, pg/mL):
+
+.. math::
+
+    \dot F_1 &= R_f - (CL + Q_2 + Q_3) F_1/V_1 + Q_2 F_2/V_2 + Q_3 F_3/V_3, \quad
+    \dot F_2 = Q_2 (F_1/V_1 - F_2/V_2), \quad \dot F_3 = Q_3 (F_1/V_1 - F_3/V_3) \\
+    \dot{Cy} &= R_c - CL_c\, Cy / V_c, \quad \dot{AUC}_f = 24\, F_1 / V_1 \ \text{(mg h/L)} \\
+    \dot H &= k_H \left(1 - H(\epsilon_H + (1-\epsilon_H) \Lambda/\Lambda_0)\right),
+    \quad \Lambda = T_7 + T_0 + E + M + X \\
+    \dot \gamma &= k_\gamma(\gamma_0 - \gamma) + s_\gamma a_E (1 - I_{ster}), \quad
+    \dot \tau = k_\tau(\tau_0 - \tau) + s_\tau a_E (1 - I_{ster}), \quad a_E = S_{ag} E / 10^9 \\
+    \dot A &= k_A (\Sigma - A), \quad \Sigma = \frac{\left(\frac{\gamma}{\gamma + EC_\gamma}
+        + \frac{\tau}{\tau + EC_\tau} + w_D \frac{D}{D + EC_D}\right)
+        \left(1 + w_6 \frac{IL6_s}{IL6_s + EC_6}\right)}{1 + IL10/K_{10}} \\
+    \dot{IL6} &= k_6 (IL6_0 - (1 - f_{rec}\, o) IL6) + s_6 A (1 - I_{ster}), \quad
+    o = C_{toci}/(C_{toci} + K_{toci}), \quad IL6_s = (1 - o) IL6 \\
+    \dot{IL10} &= k_{10}(IL10_0 - IL10) + s_{10} A + s_{10E} a_E \\
+    \dot C_{toci} &= -k_{toci} C_{toci}, \quad \dot{Dex} = -k_{dex} Dex, \quad
+    I_{ster} = I^{max}_{ster} Dex / (Dex + EC_{dex}) \\
+    \dot P &= k_{tr} P (1 - E_{my}) (1/N)^{\gamma_N} - k_{tr} P, \quad \dot N = k_{tr}(P - N), \quad
+    E_{my} = 1 - (1 - \tfrac{E^c C_c}{EC^{c}_{my} + C_c})(1 - \tfrac{E^f C_f}{EC^{f}_{my} + C_f})
+
+where :math:`D` is the rate at which targets are killed (1e9 cells/day, DAMP release).
+Every symbol is a named entry of :mod:`cartsim.parameters.cd7` (units and sources there),
+or a patient/regimen-derived slot listed below.
+"""
+
 import numba as nb
+import numpy as np
+
+# --- states -------------------------------------------------------------------------------
+STATE_NAMES = (
+    "car_eff", "car_mem", "car_exh", "blast_cd7pos", "blast_cd7neg", "em_mass",
+    "t_cd7pos", "t_cd7neg",
+    "flu_central", "flu_periph1", "flu_periph2", "cy_central",
+    "homeostatic_cytokine", "macrophage_activation", "il6", "il10", "ifng", "tnfa",
+    "toci_conc", "dex_amount", "myeloid_precursor", "myeloid_blood", "flu_auc",
+)
+(S_E, S_M, S_X, S_B7, S_B0, S_L, S_T7, S_T0,
+ S_F1, S_F2, S_F3, S_CY, S_H, S_A, S_IL6, S_IL10, S_IFNG, S_TNFA,
+ S_TOCI, S_DEX, S_MP, S_MN, S_FAUC) = range(len(STATE_NAMES))
+N_STATE = len(STATE_NAMES)
+N_CELL = 8  # states 0..7 are cell species (held as ln(cells))
+
+# --- model parameters (order = cartsim.parameters.cd7 order) ------------------------------
+PARAM_NAMES = (
+    "rho_max", "k_ag", "eta_h", "w_self", "donor_fitness",
+    "k_em0", "k_em", "k_me", "k_ex", "delta_e", "delta_m", "delta_x",
+    "k_kill", "k_kill_half", "theta_kill", "sigma_x", "d50_kill",
+    "k_switch", "blast_capacity", "marrow_normal_cells", "em_growth_factor", "em_capacity",
+    "r_t", "k_h", "eps_h",
+    "kmax_flu", "ec50_flu", "kmax_cy", "ec50_cy", "ld_blast_sens",
+    "k_ifng", "ifng0", "s_ifng", "k_tnfa", "tnfa0", "s_tnfa",
+    "k_a", "ec_ifng", "ec_tnfa", "w_damp", "ec_damp", "w_il6", "ec_il6", "k_il10_inh",
+    "k_il6", "il60", "s_il6", "f_rec_toci", "k_toci_kd",
+    "k_il10", "il100", "s_il10", "s_il10e",
+    "k_toci", "k_dex", "imax_ster", "ec50_dex",
+    "mtt_myeloid", "gamma_myeloid", "emax_cy_my", "ec50_cy_my", "emax_flu_my", "ec50_flu_my",
+)
+(P_RHO_MAX, P_K_AG, P_ETA_H, P_W_SELF, P_DONOR_FIT,
+ P_K_EM0, P_K_EM, P_K_ME, P_K_EX, P_DELTA_E, P_DELTA_M, P_DELTA_X,
+ P_K_KILL, P_K_KILL_HALF, P_THETA, P_SIGMA_X, P_D50,
+ P_K_SW, P_KB, P_NMARROW, P_EM_GROWTH, P_EM_CAP,
+ P_R_T, P_K_H, P_EPS_H,
+ P_KMAX_FLU, P_EC50_FLU, P_KMAX_CY, P_EC50_CY, P_LD_BLAST,
+ P_K_IFNG, P_IFNG0, P_S_IFNG, P_K_TNFA, P_TNFA0, P_S_TNFA,
+ P_K_A, P_EC_IFNG, P_EC_TNFA, P_W_DAMP, P_EC_DAMP, P_W_IL6, P_EC_IL6, P_K_IL10_INH,
+ P_K_IL6, P_IL60, P_S_IL6, P_F_REC, P_K_TOCI_KD,
+ P_K_IL10, P_IL100, P_S_IL10, P_S_IL10E,
+ P_K_TOCI, P_K_DEX, P_IMAX_STER, P_EC50_DEX,
+ P_MTT_MY, P_GAMMA_MY, P_EMAX_CY_MY, P_EC50_CY_MY, P_EMAX_FLU_MY, P_EC50_FLU_MY,
+ ) = range(len(PARAM_NAMES))
+N_MODEL_PARAM = len(PARAM_NAMES)
+
+# --- patient / product / regimen slots appended after the model parameters ---------------
+SLOT_NAMES = (
+    "flu_v1", "flu_v2", "flu_v3", "flu_cl", "flu_q2", "flu_q3",  # L, L/day
+    "cy_v", "cy_cl",  # L, L/day
+    "residual_cd7", "donor", "cd7_density", "em_access", "blast_growth", "em_present",
+    "lymph0",  # cells: homeostatic reference (T + CAR at baseline)
+    "rate_flu", "rate_cy",  # mg/day, set by infusion events
+)
+(D_V1, D_V2, D_V3, D_CL, D_Q2, D_Q3, D_CYV, D_CYCL,
+ D_RESID, D_DONOR, D_DENS, D_EMACC, D_RB, D_EMPRES, D_LYMPH0,
+ D_RATE_FLU, D_RATE_CY) = range(N_MODEL_PARAM, N_MODEL_PARAM + len(SLOT_NAMES))
+N_P = N_MODEL_PARAM + len(SLOT_NAMES)
+
+# --- reactions (cell species only) --------------------------------------------------------
+REACTION_NAMES = (
+    "car_expansion", "car_eff_to_mem", "car_mem_to_eff", "car_eff_to_exh",
+    "car_eff_death", "car_mem_death", "car_exh_death",
+    "car_eff_fratricide", "car_mem_fratricide", "car_exh_fratricide",
+    "car_eff_ld", "car_mem_ld", "car_exh_ld",
+    "b7_birth", "b7_crowding_death", "b0_birth", "b0_crowding_death", "b7_to_b0_switch",
+    "b7_killed", "b7_ld", "b0_ld",
+    "em_birth", "em_crowding_death", "em_killed", "em_ld",
+    "t7_birth", "t7_death", "t7_killed", "t7_ld",
+    "t0_birth", "t0_death", "t0_ld",
+)
+N_REACTION = len(REACTION_NAMES)
+
+
+def _stoichiometry() -> np.ndarray:
+    s = np.zeros((N_REACTION, N_CELL), dtype=np.int64)
+    spec = {
+        "car_expansion": {S_E: 1}, "car_eff_to_mem": {S_E: -1, S_M: 1},
+        "car_mem_to_eff": {S_M: -1, S_E: 1}, "car_eff_to_exh": {S_E: -1, S_X: 1},
+        "car_eff_death": {S_E: -1}, "car_mem_death": {S_M: -1}, "car_exh_death": {S_X: -1},
+        "car_eff_fratricide": {S_E: -1}, "car_mem_fratricide": {S_M: -1},
+        "car_exh_fratricide": {S_X: -1},
+        "car_eff_ld": {S_E: -1}, "car_mem_ld": {S_M: -1}, "car_exh_ld": {S_X: -1},
+        "b7_birth": {S_B7: 1}, "b7_crowding_death": {S_B7: -1},
+        "b0_birth": {S_B0: 1}, "b0_crowding_death": {S_B0: -1},
+        "b7_to_b0_switch": {S_B7: -1, S_B0: 1},
+        "b7_killed": {S_B7: -1}, "b7_ld": {S_B7: -1}, "b0_ld": {S_B0: -1},
+        "em_birth": {S_L: 1}, "em_crowding_death": {S_L: -1}, "em_killed": {S_L: -1},
+        "em_ld": {S_L: -1},
+        "t7_birth": {S_T7: 1}, "t7_death": {S_T7: -1}, "t7_killed": {S_T7: -1},
+        "t7_ld": {S_T7: -1},
+        "t0_birth": {S_T0: 1}, "t0_death": {S_T0: -1}, "t0_ld": {S_T0: -1},
+    }
+    for r, name in enumerate(REACTION_NAMES):
+        for i, v in spec[name].items():
+            s[r, i] = v
+    return s
+
+
+STOICH = _stoichiometry()
+
+
+@nb.njit(cache=True, inline="always")
+def _sat(x, k):
+    return x / (k + x)
+
+
+@nb.njit(cache=True)
+def drivers(x, c, p, out):
+    """Shared intermediate quantities used by both propensities and continuous terms.
+
+    Writes ``out[0..7]``: antigen saturation S_ag (-), per-target kill rate kappa
+    (1/day), lymphodepletion kill rate k_LD (1/day), steroid inhibition I_ster (-),
+    F-ara-A concentration (mg/L), cyclophosphamide concentration (mg/L),
+    kill-rate density factor phi(d) (-), target kill flux D (1e9 cells/day).
+    """
+    E = x[S_E]
+    M = x[S_M]
+    X = x[S_X]
+    dens = p[D_DENS]
+    resid = p[D_RESID]
+    em_acc = p[D_EMACC] * p[D_EMPRES]
+    ag = dens * (x[S_B7] + em_acc * x[S_L]) + x[S_T7] + p[P_W_SELF] * resid * (E + M + X)
+    s_ag = _sat(ag, p[P_K_AG])
+    dex = c[S_DEX - N_CELL]
+    i_ster = p[P_IMAX_STER] * _sat(dex, p[P_EC50_DEX]) if dex > 0.0 else 0.0
+    d50 = p[P_D50]
+    phi = dens * (1.0 + d50) / (dens + d50)
+    targets = phi * (x[S_B7] + em_acc * x[S_L]) + x[S_T7]
+    ek = E + p[P_SIGMA_X] * X
+    kappa = (p[P_K_KILL] * ek / (p[P_K_KILL_HALF] + ek + p[P_THETA] * targets)
+             * (1.0 - i_ster))
+    cf = c[S_F1 - N_CELL] / p[D_V1]
+    cc = c[S_CY - N_CELL] / p[D_CYV]
+    kld = p[P_KMAX_FLU] * _sat(cf, p[P_EC50_FLU]) + p[P_KMAX_CY] * _sat(cc, p[P_EC50_CY])
+    dflux = kappa * targets * 1e-9
+    out[0] = s_ag
+    out[1] = kappa
+    out[2] = kld
+    out[3] = i_ster
+    out[4] = cf
+    out[5] = cc
+    out[6] = phi
+    out[7] = dflux
+
+
+@nb.njit(cache=True)
+def propensities(x, c, p, drv, a):
+    """Reaction rates a[r] (cells/day) for cell counts ``x`` and continuous states ``c``."""
+    E = x[S_E]
+    M = x[S_M]
+    X = x[S_X]
+    B7 = x[S_B7]
+    B0 = x[S_B0]
+    L = x[S_L]
+    T7 = x[S_T7]
+    T0 = x[S_T0]
+    s_ag = drv[0]
+    kappa = drv[1]
+    kld = drv[2]
+    i_ster = drv[3]
+    phi = drv[6]
+    H = c[S_H - N_CELL]
+    resid = p[D_RESID]
+    fit = 1.0 + p[D_DONOR] * (p[P_DONOR_FIT] - 1.0)
+    boost = 1.0 + p[P_ETA_H] * (H - 1.0)
+    if boost < 0.0:
+        boost = 0.0
+    em_on = p[D_EMPRES]
+    em_acc = p[D_EMACC] * em_on
+    rb = p[D_RB]
+    crowd = (B7 + B0) / p[P_KB]
+    rl = rb * p[P_EM_GROWTH] * em_on
+    frat = resid * kappa
+
+    a[0] = p[P_RHO_MAX] * fit * s_ag * boost * (1.0 - i_ster) * E
+    a[1] = (p[P_K_EM0] + p[P_K_EM] * (1.0 - s_ag)) * E
+    a[2] = p[P_K_ME] * s_ag * M
+    a[3] = p[P_K_EX] * s_ag * E
+    a[4] = p[P_DELTA_E] * E
+    a[5] = p[P_DELTA_M] * M
+    a[6] = p[P_DELTA_X] * X
+    a[7] = frat * E
+    a[8] = frat * M
+    a[9] = frat * X
+    a[10] = kld * E
+    a[11] = kld * M
+    a[12] = kld * X
+    a[13] = rb * B7
+    a[14] = rb * crowd * B7
+    a[15] = rb * B0
+    a[16] = rb * crowd * B0
+    a[17] = p[P_K_SW] * B7
+    a[18] = kappa * phi * B7
+    a[19] = p[P_LD_BLAST] * kld * B7
+    a[20] = p[P_LD_BLAST] * kld * B0
+    a[21] = rl * L
+    a[22] = rl * L * L / p[P_EM_CAP]
+    a[23] = em_acc * kappa * phi * L
+    a[24] = em_on * p[P_LD_BLAST] * kld * L
+    a[25] = p[P_R_T] * H * T7
+    a[26] = p[P_R_T] * T7
+    a[27] = kappa * T7
+    a[28] = kld * T7
+    a[29] = p[P_R_T] * H * T0
+    a[30] = p[P_R_T] * T0
+    a[31] = kld * T0
+
+
+@nb.njit(cache=True)
+def continuous_rhs(x, c, p, drv, dc):
+    """Derivatives of the continuous states ``c`` (indices offset by ``N_CELL``)."""
+    s_ag = drv[0]
+    i_ster = drv[3]
+    cf = drv[4]
+    cc = drv[5]
+    dflux = drv[7]
+    o = N_CELL
+    f1 = c[S_F1 - o]
+    f2 = c[S_F2 - o]
+    f3 = c[S_F3 - o]
+    c2 = f2 / p[D_V2]
+    c3 = f3 / p[D_V3]
+    dc[S_F1 - o] = p[D_RATE_FLU] - p[D_CL] * cf - p[D_Q2] * (cf - c2) - p[D_Q3] * (cf - c3)
+    dc[S_F2 - o] = p[D_Q2] * (cf - c2)
+    dc[S_F3 - o] = p[D_Q3] * (cf - c3)
+    dc[S_CY - o] = p[D_RATE_CY] - p[D_CYCL] * cc
+    dc[S_FAUC - o] = 24.0 * cf  # mg*h/L per day
+
+    lymph = x[S_T7] + x[S_T0] + x[S_E] + x[S_M] + x[S_X]
+    H = c[S_H - o]
+    eps = p[P_EPS_H]
+    dc[S_H - o] = p[P_K_H] * (1.0 - H * (eps + (1.0 - eps) * lymph / p[D_LYMPH0]))
+
+    a_e = s_ag * x[S_E] * 1e-9
+    ifng = c[S_IFNG - o]
+    tnfa = c[S_TNFA - o]
+    il6 = c[S_IL6 - o]
+    il10 = c[S_IL10 - o]
+    toci = c[S_TOCI - o]
+    occ = _sat(toci, p[P_K_TOCI_KD]) if toci > 0.0 else 0.0
+    dc[S_IFNG - o] = p[P_K_IFNG] * (p[P_IFNG0] - ifng) + p[P_S_IFNG] * a_e * (1.0 - i_ster)
+    dc[S_TNFA - o] = p[P_K_TNFA] * (p[P_TNFA0] - tnfa) + p[P_S_TNFA] * a_e * (1.0 - i_ster)
+
+    # stimuli are excesses over baseline (production >= 0 keeps them >= 0 up to rounding)
+    g_ex = max(ifng - p[P_IFNG0], 0.0)
+    t_ex = max(tnfa - p[P_TNFA0], 0.0)
+    il6s = (1.0 - occ) * max(il6 - p[P_IL60], 0.0)
+    stim = (_sat(g_ex, p[P_EC_IFNG]) + _sat(t_ex, p[P_EC_TNFA])
+            + p[P_W_DAMP] * _sat(dflux, p[P_EC_DAMP]))
+    stim *= (1.0 + p[P_W_IL6] * _sat(il6s, p[P_EC_IL6])) / (1.0 + il10 / p[P_K_IL10_INH])
+    A = c[S_A - o]
+    dc[S_A - o] = p[P_K_A] * (stim - A)
+    dc[S_IL6 - o] = (p[P_K_IL6] * (p[P_IL60] - (1.0 - p[P_F_REC] * occ) * il6)
+                     + p[P_S_IL6] * A * (1.0 - i_ster))
+    dc[S_IL10 - o] = (p[P_K_IL10] * (p[P_IL100] - il10) + p[P_S_IL10] * A
+                      + p[P_S_IL10E] * a_e)
+    dc[S_TOCI - o] = -p[P_K_TOCI] * toci
+    dc[S_DEX - o] = -p[P_K_DEX] * c[S_DEX - o]
+
+    ktr = 2.0 / p[P_MTT_MY]
+    mp = c[S_MP - o]
+    mn = c[S_MN - o]
+    e_cy = p[P_EMAX_CY_MY] * _sat(cc, p[P_EC50_CY_MY])
+    e_fl = p[P_EMAX_FLU_MY] * _sat(cf, p[P_EC50_FLU_MY])
+    e_my = 1.0 - (1.0 - e_cy) * (1.0 - e_fl)
+    fb = (1.0 / mn) ** p[P_GAMMA_MY] if mn > 1e-12 else 1e12 ** p[P_GAMMA_MY]
+    dc[S_MP - o] = ktr * mp * (1.0 - e_my) * fb - ktr * mp
+    dc[S_MN - o] = ktr * (mp - mn)
 
 
 @nb.njit(cache=True)
 def rhs(t, y, p, dydt):
-    for i in range(y.shape[0]):
-        dydt[i] = -p[0] * 0.0
+    """ODE right-hand side in solver coordinates (ln for the N_CELL cell species)."""
+    x = np.empty(N_CELL)
+    for i in range(N_CELL):
+        x[i] = np.exp(y[i])
+    c = y[N_CELL:]
+    drv = np.empty(8)
+    drivers(x, c, p, drv)
+    a = np.empty(N_REACTION)
+    propensities(x, c, p, drv, a)
+    for i in range(N_CELL):
+        dydt[i] = 0.0
+    for r in range(N_REACTION):
+        ar = a[r]
+        if ar != 0.0:
+            for i in range(N_CELL):
+                s = STOICH[r, i]
+                if s != 0:
+                    dydt[i] += s * ar
+    for i in range(N_CELL):
+        dydt[i] /= x[i]
+    continuous_rhs(x, c, p, drv, dydt[N_CELL:])

@@ -1,0 +1,238 @@
+"""The ``cd7`` model: CD7 CAR-T cells, blasts, normal T cells, lymphodepletion and cytokines.
+
+The equations live in :mod:`cartsim.models.cd7_kernel` (compiled); the numbers
+in :mod:`cartsim.parameters.cd7`. This module turns a :class:`~cartsim.scenario.Scenario`
+into an initial state, a kernel parameter vector and a dose-event table
+(:meth:`Cd7Model.build`), and maps states to what assays report
+(:meth:`Cd7Model.observables`).
+
+Design choices
+--------------
+* Cell counts are integrated as ln(cells): they cannot go negative and keep
+  the same relative accuracy at 1 cell and at 1e13 cells, so deep eradication
+  (MRD 1e-5) is resolved as accurately as the expansion peak. Their absolute
+  tolerance is a relative tolerance on the count.
+* Infusions (fludarabine, cyclophosphamide) are zero-order inputs switched on
+  and off by events; CAR-T cells, tocilizumab and dexamethasone are boluses.
+  The solver stops and restarts at every event, so no dose is stepped over.
+* Tocilizumab and dexamethasone "by rule" are state-triggered events that fire
+  the first time IL-6 crosses the configured threshold (a surrogate of CRS
+  grade >= 2, as used clinically: Teachey 2016 Cancer Discov 6:664).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cartsim.models import cd7_kernel as K
+from cartsim.models.base import ADD_PARAM, ADD_STATE, Model, Observable, Problem, StateSpec
+from cartsim.parameters.base import ParameterSet
+from cartsim.parameters.cd7 import CD7_LD_PK, CD7_PARAMETERS, CD7_PHYSIOLOGY
+
+_CELL_LONG = {
+    "car_eff": "effector CAR-T cells (whole body)",
+    "car_mem": "memory CAR-T cells (whole body)",
+    "car_exh": "exhausted CAR-T cells (whole body)",
+    "blast_cd7pos": "CD7-positive blasts (marrow and blood)",
+    "blast_cd7neg": "CD7-negative blasts (marrow and blood)",
+    "em_mass": "extramedullary (CD7+) lymphoma cells",
+    "t_cd7pos": "normal CD7-positive T/NK cells (whole body)",
+    "t_cd7neg": "normal CD7-negative T cells (whole body)",
+}
+_CONT = {
+    "flu_central": ("mg", "F-ara-A amount, central compartment", 1e-9),
+    "flu_periph1": ("mg", "F-ara-A amount, peripheral compartment 1", 1e-9),
+    "flu_periph2": ("mg", "F-ara-A amount, peripheral compartment 2", 1e-9),
+    "cy_central": ("mg", "cyclophosphamide amount", 1e-8),
+    "homeostatic_cytokine": ("1", "IL-7/IL-15 level relative to baseline", 1e-8),
+    "macrophage_activation": ("1", "monocyte/macrophage activation", 1e-8),
+    "il6": ("pg/mL", "interleukin-6 (plasma)", 1e-6),
+    "il10": ("pg/mL", "interleukin-10 (plasma)", 1e-6),
+    "ifng": ("pg/mL", "interferon-gamma (plasma)", 1e-6),
+    "tnfa": ("pg/mL", "tumour necrosis factor alpha (plasma)", 1e-6),
+    "toci_conc": ("mg/L", "tocilizumab (plasma)", 1e-8),
+    "dex_amount": ("mg", "dexamethasone (effect amount)", 1e-8),
+    "myeloid_precursor": ("1", "myeloid precursors relative to baseline", 1e-9),
+    "myeloid_blood": ("1", "blood neutrophils relative to baseline", 1e-9),
+    "flu_auc": ("mg h/L", "cumulative F-ara-A plasma AUC", 1e-8),
+}
+
+
+def _states() -> tuple[StateSpec, ...]:
+    out = []
+    for i, name in enumerate(K.STATE_NAMES):
+        if i < K.N_CELL:
+            # atol on ln(cells) = relative tolerance on the count
+            out.append(StateSpec(name, "cells", _CELL_LONG[name], log=True, atol=1e-7))
+        else:
+            units, long_name, atol = _CONT[name]
+            out.append(StateSpec(name, units, long_name, log=False, atol=atol))
+    return tuple(out)
+
+
+class Cd7Model(Model):
+    """Mechanistic CD7 CAR-T model (see :mod:`cartsim.models.cd7_kernel` for the equations)."""
+
+    name = "cd7"
+    model_id = 0
+    states = _states()
+    default_method = "rodas4"
+    physiology: ParameterSet = CD7_PHYSIOLOGY
+    ld_pk: ParameterSet = CD7_LD_PK
+
+    @property
+    def parameters(self) -> ParameterSet:
+        return CD7_PARAMETERS
+
+    # -- scenario -> problem ----------------------------------------------------------------
+    def build(self, scenario) -> Problem:
+        pat, reg, prod, dis = scenario.patient, scenario.regimen, scenario.product, scenario.disease
+        params = self.parameters.with_values(scenario.model.params)
+        phys = {k: v.value for k, v in self.physiology.items()}
+        pk = {k: v.value for k, v in self.ld_pk.items()}
+        p = np.zeros(K.N_P)
+        p[: K.N_MODEL_PARAM] = params.values()
+
+        wt, bsa = pat.weight_kg, pat.bsa_m2
+        p[K.D_V1] = pk["flu_v1"] * wt / 70.0
+        p[K.D_V2] = pk["flu_v2"] * wt / 70.0
+        p[K.D_V3] = pk["flu_v3"] * wt / 70.0
+        cl_h = (pk["flu_cl_nonrenal"] + pk["flu_cl_renal"] * pat.crcl_ml_min / 96.0)
+        p[K.D_CL] = 24.0 * cl_h * (wt / 70.0) ** 0.75
+        p[K.D_Q2] = 24.0 * pk["flu_q2"]
+        p[K.D_Q3] = 24.0 * pk["flu_q3"]
+        bsa_f = (bsa / 1.58) ** pk["cy_bsa_exp"]
+        p[K.D_CYV] = pk["cy_v"] * bsa_f
+        p[K.D_CYCL] = 24.0 * pk["cy_cl"] * bsa_f
+        p[K.D_RESID] = prod.residual_cd7
+        p[K.D_DONOR] = 1.0 if prod.donor_derived else 0.0
+        p[K.D_DENS] = dis.cd7_density
+        p[K.D_EMACC] = dis.em_access
+        p[K.D_RB] = dis.blast_growth_per_day
+        p[K.D_EMPRES] = 1.0 if dis.em_volume_cm3 > 0.0 else 0.0
+
+        # initial cell counts
+        floor = phys["cell_floor"]
+        bv_ul = phys["blood_volume_ml_per_kg"] * wt * 1e3
+        t_total = (pat.lymphocytes_per_ul * phys["t_frac_of_alc"] * bv_ul / phys["f_blood_lymph"])
+        blasts = pat.marrow_blast_pct / (100.0 - pat.marrow_blast_pct) * params[
+            "marrow_normal_cells"].value
+        x0 = np.full(K.N_CELL, floor)
+        x0[K.S_B7] = max(blasts * (1.0 - pat.cd7neg_blast_fraction), floor)
+        x0[K.S_B0] = max(blasts * pat.cd7neg_blast_fraction, 1.0)
+        x0[K.S_L] = dis.em_volume_cm3 * phys["cells_per_cm3"] if dis.em_volume_cm3 > 0 else floor
+        x0[K.S_T7] = t_total * (1.0 - phys["cd7neg_t_frac"])
+        x0[K.S_T0] = t_total * phys["cd7neg_t_frac"]
+        p[K.D_LYMPH0] = t_total
+
+        y0 = np.zeros(K.N_STATE)
+        y0[: K.N_CELL] = np.log(x0)
+        y0[K.S_H] = 1.0
+        y0[K.S_IL6] = params["il60"].value
+        y0[K.S_IL10] = params["il100"].value
+        y0[K.S_IFNG] = params["ifng0"].value
+        y0[K.S_TNFA] = params["tnfa0"].value
+        y0[K.S_MP] = 1.0
+        y0[K.S_MN] = 1.0
+
+        events: list[tuple[float, int, int, float]] = []
+        flu_factor = 1.0
+        if reg.flu_renal_adjust:
+            if pat.crcl_ml_min < 45.0:
+                flu_factor = 0.6
+            elif pat.crcl_ml_min < 60.0:
+                flu_factor = 0.75
+        flu_dose = reg.flu_mg_m2 * bsa * pk["flu_salt_factor"] * flu_factor  # mg F-ara-A
+        cy_dose = reg.cy_mg_m2 * bsa
+        for day in reg.ld_days:
+            for dose, dur_h, slot in ((flu_dose, reg.flu_infusion_h, K.D_RATE_FLU),
+                                      (cy_dose, reg.cy_infusion_h, K.D_RATE_CY)):
+                if dose > 0.0:
+                    rate = dose / (dur_h / 24.0)
+                    events.append((day, ADD_PARAM, slot, rate))
+                    events.append((day + dur_h / 24.0, ADD_PARAM, slot, -rate))
+        total_cells = reg.car_dose_per_kg * wt
+        f_mem, f_exh = prod.memory_fraction, prod.exhausted_fraction
+        for day, frac in zip(reg.car_days, reg.car_fractions):
+            dose = total_cells * frac
+            for state, share in ((K.S_E, 1.0 - f_mem - f_exh), (K.S_M, f_mem), (K.S_X, f_exh)):
+                if dose * share > 0.0:
+                    events.append((day, ADD_STATE, state, dose * share))
+        toci_conc = reg.toci_mg_kg * wt / phys["toci_volume_l"]
+        for day in reg.toci_days:
+            events.append((day, ADD_STATE, K.S_TOCI, toci_conc))
+        for day in reg.steroid_days:
+            events.append((day, ADD_STATE, K.S_DEX, reg.steroid_mg))
+        rules: list[tuple[int, float, int, int, float]] = []
+        if reg.toci_il6_threshold is not None:
+            rules.append((K.S_IL6, reg.toci_il6_threshold, ADD_STATE, K.S_TOCI, toci_conc))
+        if reg.steroid_il6_threshold is not None:
+            rules.append((K.S_IL6, reg.steroid_il6_threshold, ADD_STATE, K.S_DEX,
+                          reg.steroid_mg))
+
+        t0 = scenario.output.times[0] if scenario.output.times else scenario.output.t_start
+        first_event = min(e[0] for e in events) if events else t0
+        info = {
+            "bsa_m2": bsa,
+            "blood_volume_ul": bv_ul,
+            "flu_dose_mg_per_day": flu_dose,
+            "cy_dose_mg_per_day": cy_dose,
+            "car_cells_total": total_cells,
+            "vcn": prod.vcn,
+            "anc0_per_ul": pat.anc_per_ul,
+            "rule_names": [n for n, thr in (("tocilizumab", reg.toci_il6_threshold),
+                                            ("dexamethasone", reg.steroid_il6_threshold))
+                           if thr is not None],
+        }
+        return Problem(y0=y0, p=p, t0=min(t0, first_event), events=events, rules=rules,
+                       info=info)
+
+    # -- states -> assays -------------------------------------------------------------------
+    def observables(self, y: np.ndarray, p: np.ndarray, info: dict) -> dict[str, Observable]:
+        """Assay-level outputs.
+
+        ``y`` holds linear state values, shape (patient, time, state); ``p`` the
+        kernel parameter vectors, shape (patient, n_p); ``info`` per-patient
+        arrays of shape (patient,) from :meth:`build` (blood volume, VCN,
+        baseline ANC).
+        """
+        phys = {k: v.value for k, v in self.physiology.items()}
+
+        def col(a):  # per-patient value -> broadcast over time
+            return np.asarray(a, dtype=float)[:, None]
+
+        bv_ul = col(info["blood_volume_ul"])
+        f_l = phys["f_blood_lymph"]
+        car = y[..., K.S_E] + y[..., K.S_M] + y[..., K.S_X]
+        car_ul = f_l * car / bv_ul
+        t7_ul = f_l * y[..., K.S_T7] / bv_ul
+        t0_ul = f_l * y[..., K.S_T0] / bv_ul
+        blasts = y[..., K.S_B7] + y[..., K.S_B0]
+        blast_ul = phys["f_blood_blast"] * blasts / bv_ul
+        anc = col(info["anc0_per_ul"]) * y[..., K.S_MN]
+        wbc = phys["myeloid_to_anc"] * anc + car_ul + t7_ul + t0_ul + blast_ul
+        return {
+            "car_copies_per_ug": Observable(
+                col(info["vcn"]) * car_ul / wbc * phys["genomes_per_ug"], "copies/ug",
+                "CAR transgene copies per ug genomic DNA of blood (qPCR)"),
+            "car_cells_per_ul": Observable(car_ul, "cells/uL", "CAR-T cells per uL blood (flow)"),
+            "car_pct_of_t": Observable(100.0 * car_ul / (car_ul + t7_ul + t0_ul), "%",
+                                       "CAR+ cells as % of CD3+ T cells in blood (flow)"),
+            "car_total": Observable(car, "cells", "all CAR-T cells (whole body)"),
+            "marrow_blast_pct": Observable(
+                100.0 * blasts / (blasts + col(p[:, K.P_NMARROW])), "%",
+                "marrow blasts (% of nucleated marrow cells)"),
+            "blast_cd7neg_pct": Observable(100.0 * y[..., K.S_B0] / blasts, "%",
+                                           "CD7-negative share of blasts"),
+            "em_volume_cm3": Observable(
+                y[..., K.S_L] / phys["cells_per_cm3"] * col(p[:, K.D_EMPRES]), "cm3",
+                "extramedullary mass volume"),
+            "t_cd7pos_per_ul": Observable(t7_ul, "cells/uL", "normal CD7+ T/NK cells per uL blood"),
+            "t_cd7neg_per_ul": Observable(t0_ul, "cells/uL", "normal CD7- T cells per uL blood"),
+            "anc_per_ul": Observable(anc, "cells/uL", "absolute neutrophil count"),
+            "wbc_per_ul": Observable(wbc, "cells/uL", "nucleated blood cells per uL"),
+            "flu_conc": Observable(y[..., K.S_F1] / col(p[:, K.D_V1]), "mg/L",
+                                   "F-ara-A plasma concentration"),
+            "cy_conc": Observable(y[..., K.S_CY] / col(p[:, K.D_CYV]), "mg/L",
+                                  "cyclophosphamide plasma concentration"),
+        }

@@ -1,0 +1,91 @@
+"""simulate(): scenario -> self-describing Dataset; batches; failures as data."""
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+import cartsim
+from cartsim.summary import format_summary, patient_readout
+
+CONTRACT = ["car_copies_per_ug", "car_cells_per_ul", "car_pct_of_t", "marrow_blast_pct", "il6",
+            "il10", "ifng", "tnfa", "t_cd7pos_per_ul", "t_cd7neg_per_ul", "flu_conc", "cy_conc"]
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return cartsim.simulate(cartsim.Scenario())
+
+
+def test_dataset_is_self_describing(ds):
+    assert ds.sizes["patient"] == 1 and ds.sizes["time"] == 371
+    assert ds.time.attrs["units"] == "day"
+    for name in CONTRACT:
+        assert name in ds, name
+    for name, var in ds.data_vars.items():
+        assert "long_name" in var.attrs, name
+        if var.dtype.kind == "f":
+            assert "units" in var.attrs, name
+    cfg = yaml.safe_load(ds.attrs["config"])
+    assert cfg["regimen"]["car_dose_per_kg"] == 1e6
+    assert ds.attrs["model"] == "cd7" and ds.attrs["cartsim_version"] == cartsim.__version__
+
+
+def test_netcdf_round_trip(ds, tmp_path):
+    path = tmp_path / "sim.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    back = xr.load_dataset(path, engine="h5netcdf")
+    xr.testing.assert_allclose(back[CONTRACT], ds[CONTRACT])
+    assert back["car_copies_per_ug"].attrs["units"] == "copies/ug"
+
+
+def test_cells_never_negative(ds):
+    for name in ("car_eff", "car_mem", "car_exh", "blast_cd7pos", "blast_cd7neg", "t_cd7pos",
+                 "t_cd7neg"):
+        assert float(ds[name].min()) > 0.0
+
+
+def test_batch_equals_one_by_one():
+    scs = [cartsim.Scenario(regimen=cartsim.Regimen(car_dose_per_kg=d)) for d in (1e5, 1e7)]
+    batch = cartsim.simulate(scs)
+    for i, sc in enumerate(scs):
+        one = cartsim.simulate(sc).isel(patient=0)
+        np.testing.assert_array_equal(batch["car_eff"].isel(patient=i).values,
+                                      one["car_eff"].values)
+    # a higher dose expands earlier
+    peaks = [patient_readout(batch, i)["peak_day"] for i in range(2)]
+    assert peaks[1] < peaks[0]
+
+
+def test_batch_with_different_output_grids_is_rejected():
+    a = cartsim.Scenario()
+    b = cartsim.Scenario(output=cartsim.OutputOptions(t_end=100.0))
+    with pytest.raises(ValueError, match="output"):
+        cartsim.simulate([a, b])
+
+
+def test_failed_solve_is_data_not_exception():
+    sc = cartsim.Scenario(solver=cartsim.SolverOptions(max_steps=30))
+    ds = cartsim.simulate(sc)
+    assert int(ds["status"][0]) == 1 and str(ds["status_name"].values[0]) == "max_steps"
+    assert np.isnan(ds["car_eff"].values[0, -1])
+    assert "failed" in format_summary(ds)
+
+
+def test_summary_reports_peak_cytokines_remission_and_escape(ds):
+    text = format_summary(ds)
+    for phrase in ("CAR-T peak", "copies/ug", "IL-6", "marrow blasts < 5%", "CD7- escape"):
+        assert phrase in text
+
+
+def test_tocilizumab_rule_fires_when_il6_crosses_threshold():
+    base = cartsim.simulate(cartsim.Scenario()).isel(patient=0)
+    thr = 0.5 * float(base["il6"].max())
+    sc = cartsim.Scenario(regimen=cartsim.Regimen(toci_il6_threshold=thr))
+    ds = cartsim.simulate(sc).isel(patient=0)
+    day = float(ds["tocilizumab_rule_day"])
+    # IL-6 of the untreated course crosses the threshold within the output day before
+    crossed = base.time.values[np.argmax(base["il6"].values > thr)]
+    assert crossed - 1.0 < day <= crossed
+    assert float(ds["toci_conc"].sel(time=crossed + 1)) > 0
+    assert float(ds["toci_conc"].sel(time=crossed - 1)) == 0

@@ -1,0 +1,82 @@
+"""The cd7 model definition: parameter set, reaction network and right-hand side agree."""
+
+import numpy as np
+import pytest
+
+from cartsim.models import cd7_kernel as K
+from cartsim.models.cd7 import Cd7Model
+from cartsim.parameters.base import ParameterError
+from cartsim.parameters.cd7 import CD7_LD_PK, CD7_PARAMETERS, CD7_PHYSIOLOGY
+from cartsim.scenario import Disease, ModelConfig, Regimen, Scenario
+
+
+def test_parameter_set_matches_kernel_layout():
+    assert tuple(CD7_PARAMETERS) == K.PARAM_NAMES
+
+
+@pytest.mark.parametrize("pset", [CD7_PARAMETERS, CD7_PHYSIOLOGY, CD7_LD_PK])
+def test_every_parameter_has_unit_bounds_and_source(pset):
+    for name in pset:
+        p = pset[name]
+        assert p.unit and p.source and p.lower <= p.value <= p.upper
+
+
+def test_stoichiometry_shape_and_conservation_of_differentiation():
+    # differentiation reactions move a cell between CAR compartments: net zero
+    for name in ("car_eff_to_mem", "car_mem_to_eff", "car_eff_to_exh", "b7_to_b0_switch"):
+        r = K.REACTION_NAMES.index(name)
+        assert K.STOICH[r].sum() == 0 and np.abs(K.STOICH[r]).sum() == 2
+    assert K.STOICH.shape == (K.N_REACTION, K.N_CELL)
+
+
+def _random_state(rng):
+    m = Cd7Model()
+    pr = m.build(Scenario(disease=Disease(em_volume_cm3=20.0),
+                          regimen=Regimen(toci_days=[1.0], steroid_days=[2.0])))
+    y = pr.y0.copy()
+    y[: K.N_CELL] = np.log(10 ** rng.uniform(0, 12, K.N_CELL))
+    y[K.N_CELL:] = np.abs(y[K.N_CELL:]) * rng.uniform(0.5, 3.0, K.N_STATE - K.N_CELL) + 0.1
+    return y, pr.p
+
+
+def test_rhs_is_the_reaction_network(rng=np.random.default_rng(1)):
+    """d ln x / dt from rhs equals (S^T a(x)) / x computed from the propensities."""
+    for _ in range(5):
+        y, p = _random_state(rng)
+        d = np.empty(K.N_STATE)
+        K.rhs(0.0, y, p, d)
+        x = np.exp(y[: K.N_CELL])
+        c = y[K.N_CELL:]
+        drv = np.empty(8)
+        K.drivers(x, c, p, drv)
+        a = np.empty(K.N_REACTION)
+        K.propensities(x, c, p, drv, a)
+        assert np.all(a >= 0.0), "propensities must be non-negative (stochastic reuse)"
+        np.testing.assert_allclose(d[: K.N_CELL], K.STOICH.T @ a / x, rtol=1e-12, atol=1e-12)
+        dc = np.empty(K.N_STATE - K.N_CELL)
+        K.continuous_rhs(x, c, p, drv, dc)
+        np.testing.assert_array_equal(d[K.N_CELL:], dc)
+
+
+def test_unknown_model_parameter_is_rejected_with_its_name():
+    with pytest.raises(ParameterError, match="no_such_param"):
+        Cd7Model().build(Scenario(model=ModelConfig(params={"no_such_param": 1.0})))
+
+
+def test_out_of_bounds_model_parameter_is_rejected():
+    with pytest.raises(ParameterError, match=r"model.params.rho_max=-1"):
+        Cd7Model().build(Scenario(model=ModelConfig(params={"rho_max": -1.0})))
+
+
+def test_build_places_doses_at_the_right_times_and_amounts():
+    sc = Scenario(regimen=Regimen(car_dose_per_kg=2e6, car_days=[0.0, 2.0],
+                                  car_fractions=[0.4, 0.6]))
+    pr = Cd7Model().build(sc)
+    car = [(t, v) for t, kind, idx, v in pr.events if kind == 0 and idx in (K.S_E, K.S_M, K.S_X)]
+    total = 2e6 * sc.patient.weight_kg
+    assert sum(v for t, v in car if t == 0.0) == pytest.approx(0.4 * total)
+    assert sum(v for t, v in car if t == 2.0) == pytest.approx(0.6 * total)
+    # each infusion switches on and off: net rate change zero
+    rate = [v for t, kind, idx, v in pr.events if kind == 2]
+    assert sum(rate) == pytest.approx(0.0, abs=1e-6)
+    assert pr.t0 == -5.0
