@@ -165,12 +165,30 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
         "cartsim_version": __version__,
         "solver_method": method,
         "seed": int(scenarios[0].seed),
-        "config": yaml.safe_dump(dataclasses.asdict(scenarios[0]), sort_keys=False),
+        "config": _yaml(scenarios[0]),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "conventions": "CF-1.8 style units and long_name on every variable",
         "note": "states reported after any dose event at the same time (right-continuous)",
     }
     if n_pat > 1:
-        attrs["configs"] = yaml.safe_dump([dataclasses.asdict(s) for s in scenarios],
+        attrs["configs"] = yaml.safe_dump([_plain(dataclasses.asdict(s)) for s in scenarios],
                                           sort_keys=False)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _plain(obj):
+    """Convert numpy scalars/arrays inside a nested structure to plain Python for YAML."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _yaml(scenario: Scenario) -> str:
+    """The resolved scenario as YAML (the run's full configuration)."""
+    return yaml.safe_dump(_plain(dataclasses.asdict(scenario)), sort_keys=False)
