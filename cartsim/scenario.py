@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 class ScenarioError(ValueError):
@@ -196,10 +196,10 @@ class Regimen:
     car_dose_per_kg: float = 1e6
     car_days: list[float] = field(default_factory=lambda: [0.0])
     car_fractions: list[float] = field(default_factory=lambda: [1.0])
-    toci_il6_threshold: Optional[float] = None
+    toci_il6_threshold: float | None = None
     toci_days: list[float] = field(default_factory=list)
     toci_mg_kg: float = 8.0
-    steroid_il6_threshold: Optional[float] = None
+    steroid_il6_threshold: float | None = None
     steroid_days: list[float] = field(default_factory=list)
     steroid_mg: float = 10.0
 
@@ -270,7 +270,7 @@ class OutputOptions:
     t_start: float = -5.0
     t_end: float = 365.0
     dt: float = 1.0
-    times: Optional[list[float]] = None
+    times: list[float] | None = None
 
     def __post_init__(self) -> None:
         _finite("output.t_start", self.t_start)

@@ -64,8 +64,9 @@ def patient_readout(ds: xr.Dataset, patient: int = 0) -> dict:
 
 def format_summary(ds: xr.Dataset, max_patients: int = 5) -> str:
     """A short multi-line text summary of the first ``max_patients`` patients."""
+    t = ds.time.values
     lines = [f"cartsim {ds.attrs.get('cartsim_version', '')} | model {ds.attrs.get('model')} | "
-             f"{ds.sizes['patient']} patient(s), days {ds.time.values[0]:g}..{ds.time.values[-1]:g}"]
+             f"{ds.sizes['patient']} patient(s), days {t[0]:g}..{t[-1]:g}"]
     n_fail = int((ds["status"].values != 0).sum())
     if n_fail:
         lines.append(f"WARNING: {n_fail} patient(s) failed to solve (see 'status'); "

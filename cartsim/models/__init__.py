@@ -22,4 +22,5 @@ def get_model(name: str) -> Model:
         from cartsim.models.stein2019 import Stein2019
 
         return Stein2019()
-    raise ValueError(f"model.name={name!r} is not accepted: expected one of {', '.join(MODEL_NAMES)}")
+    raise ValueError(f"model.name={name!r} is not accepted: expected one of "
+                     f"{', '.join(MODEL_NAMES)}")

@@ -30,7 +30,8 @@ antigen saturation, :math:`\kappa` the per-target kill rate):
     \text{expansion } E \to 2E &: \rho_{max} f_{don} S_{ag} (1 + \eta_H (H - 1)) (1 - I_{ster}) E \\
     E \to M &: (k_{EM0} + k_{EM}(1 - S_{ag})) E, \quad M \to E: k_{ME} S_{ag} M, \quad
     E \to X: k_{EX} S_{ag} E \\
-    \text{deaths} &: \delta_E E,\ \delta_M M,\ \delta_X X,\ \text{fratricide } r_{CD7}\kappa\,(E, M, X) \\
+    \text{deaths} &: \delta_E E,\ \delta_M M,\ \delta_X X,\
+    \text{fratricide } r_{CD7}\kappa\,(E, M, X) \\
     \text{blast birth/death} &: r_B B_j,\ r_B B_j (B_7 + B_0)/K_B, \quad B_7 \to B_0: k_{sw} B_7 \\
     \text{killing} &: \kappa \phi(d) B_7,\ \varepsilon_L \kappa \phi(d) L,\ \kappa T_7,
     \quad \phi(d) = d (1 + d_{50}) / (d + d_{50}) \\
@@ -285,7 +286,6 @@ def continuous_rhs(x, c, p, drv, dc):
     cc = drv[5]
     dflux = drv[7]
     o = N_CELL
-    f1 = c[S_F1 - o]
     f2 = c[S_F2 - o]
     f3 = c[S_F3 - o]
     c2 = f2 / p[D_V2]

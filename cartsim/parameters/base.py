@@ -84,7 +84,10 @@ class ParameterSet(Mapping[str, Parameter]):
         return np.array([p.value for p in self._params.values()], dtype=np.float64)
 
     def with_values(self, overrides: Mapping[str, float]) -> ParameterSet:
-        """A copy with new values; unknown names or out-of-bounds values raise ``ParameterError``."""
+        """A copy with new values.
+
+        Unknown names or out-of-bounds values raise ``ParameterError``.
+        """
         new = dict(self._params)
         for k, v in overrides.items():
             p = self[k]

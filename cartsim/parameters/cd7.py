@@ -54,7 +54,8 @@ CD7_PARAMETERS = ParameterSet(
           "multiplier on proliferation for donor-derived products"),
         # --- differentiation and death ----------------------------------------------------
         P("k_em0", 0.005, "1/day", 0.0, 1.0,
-          f"{CAL}basal memory formation sets the persistence plateau (FB ~ 0.8% of peak in {STEIN})",
+          f"{CAL}basal memory formation sets the persistence plateau (FB ~ 0.8% of peak "
+          f"in {STEIN})",
           "antigen-independent effector -> memory differentiation"),
         P("k_em", 0.03, "1/day", 0.0, 1.0,
           f"{CAL}memory formation as antigen falls; with delta_e gives contraction t1/2 "

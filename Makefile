@@ -1,0 +1,40 @@
+# cartsim developer commands. GNU make; needs only python3 (3.10+) on PATH:
+# everything else is installed into .venv from pyproject.toml.
+#   make demo   run the default simulation (writes outputs/<date>/<time>/simulation.nc)
+#   make test   lint + tests (what CI runs)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+# Reinstall only when pyproject.toml changes (or the venv is new).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[dev]"
+	@touch $(STAMP)
+
+demo: venv
+	$(BIN)/cartsim
+
+# pytest exits 5 when it collects no test; make fails on it like on any non-zero
+# exit, so an empty or mis-collected suite fails CI. Keep it that way.
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv
+	$(BIN)/python benchmarks/run.py
+
+# Build artefacts and caches only; keeps .venv and the run outputs (outputs/, multirun/).
+clean:
+	rm -rf build dist .pytest_cache .ruff_cache .benchmarks *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

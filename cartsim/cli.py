@@ -1,0 +1,111 @@
+"""The ``cartsim`` command: a Hydra app that runs one task on one composed config.
+
+Examples::
+
+    cartsim                            # default scenario -> outputs/<date>/<time>/simulation.nc
+    cartsim product=ko patient.marrow_blast_pct=80
+    cartsim -m regimen.car_dose_per_kg=1e5,1e6,1e7   # 3 jobs, one file each, in multirun/
+    cartsim +experiment=high_burden_ko
+    cartsim --cfg job                  # print the composed config, run nothing
+
+Keys and types are checked by Hydra when the config is composed (its own error
+message, exit code 1); values are checked when the config becomes a
+:class:`~cartsim.scenario.Scenario`, and a :class:`~cartsim.scenario.ScenarioError`
+is printed as ``cartsim: error: <message>`` with exit code 2.
+
+Tasks live in :data:`TASKS`, a name -> ``function(run_cfg, output_dir)`` registry;
+``task=NAME`` picks one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from cartsim.config import ConfigError, RunConfig, conf_dir, register_configs, to_run_config
+from cartsim.scenario import ScenarioError
+
+__all__ = ["TASKS", "main", "run_simulate", "write_netcdf"]
+
+EXIT_USAGE = 2
+"""Exit code for a rejected configuration value (as argparse uses for usage errors)."""
+
+
+def write_netcdf(ds, path: Path) -> Path:
+    """Write ``ds`` to ``path`` (h5netcdf) atomically: a temporary file, then ``os.replace``.
+
+    A reader never sees a half-written file, and an interrupted run leaves no
+    file under the final name.
+    """
+    path = Path(path).resolve()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def run_simulate(run_cfg: RunConfig, output_dir: Path) -> None:
+    """Task ``simulate``: simulate the scenario, write the Dataset, print its path and a summary."""
+    # lazily: numba kernels and the model load only when a simulation runs. From the
+    # submodule, not ``from cartsim import simulate``: once ``cartsim.simulate`` (the module)
+    # has been imported, the package attribute of that name may be the module.
+    from cartsim.simulate import simulate
+    from cartsim.summary import format_summary
+
+    ds = simulate(run_cfg.scenario())
+    path = write_netcdf(ds, Path(output_dir) / run_cfg.output_file)
+    print(f"cartsim: wrote {path}", flush=True)
+    print(format_summary(ds), flush=True)
+
+
+TASKS: dict[str, Callable[[RunConfig, Path], None]] = {
+    "simulate": run_simulate,
+}
+"""Task registry: ``task=NAME`` runs ``TASKS[NAME](run_cfg, output_dir)``."""
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"cartsim: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _app(cfg: DictConfig) -> None:
+    """Body of the Hydra app: validate the composed config, then run its task."""
+    task_name = cfg.get("task")
+    if task_name not in TASKS:
+        _fail(f"task={task_name!r} is not accepted: expected one of {', '.join(TASKS)}")
+    try:
+        run_cfg = to_run_config(cfg)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    TASKS[task_name](run_cfg, output_dir)
+
+
+def _hydra_main() -> Callable[[], None]:
+    try:
+        config_path = str(conf_dir())
+    except ConfigError as exc:
+        _fail(str(exc))
+    register_configs()
+    return hydra.main(config_path=config_path, config_name="config", version_base="1.3")(_app)
+
+
+def main() -> None:
+    """Console-script entry point (``cartsim``)."""
+    _hydra_main()()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""Load a run configuration from ``conf/`` (Hydra) and turn it into plain objects.
+
+This is the one library module that touches Hydra and OmegaConf. Everything it
+returns is a plain :class:`~cartsim.scenario.Scenario` (or :class:`RunConfig`),
+so a notebook user never handles a Hydra object::
+
+    from cartsim.config import load_config
+    scenario = load_config(["product=ko", "patient.marrow_blast_pct=80"])
+
+How validation is split
+-----------------------
+* **Types and keys** are checked when the config is composed: the dataclasses
+  of :mod:`cartsim.scenario` are registered in Hydra's ConfigStore as the
+  schema of ``conf/config.yaml`` (``config_schema``), so an unknown key
+  (``regimen.car_dose=1``) or a wrong type (``regimen.car_dose_per_kg=abc``)
+  in a YAML file or an override is rejected before anything runs.
+* **Values** (ranges, ordering, finiteness) are checked by the dataclasses'
+  ``__post_init__`` when the composed config is converted to objects; the
+  :class:`~cartsim.scenario.ScenarioError` it raises reaches the caller as is.
+
+The config directory is ``conf/`` beside the package (``Path(cartsim.__file__)
+.parents[1] / "conf"``), or the directory named by the environment variable
+``CARTSIM_CONF_DIR``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+import cartsim
+from cartsim.scenario import Scenario, ScenarioError
+
+__all__ = [
+    "CONF_DIR_ENV",
+    "ConfigError",
+    "RunConfig",
+    "conf_dir",
+    "compose_config",
+    "load_config",
+    "load_run_config",
+    "register_configs",
+    "to_run_config",
+    "to_scenario",
+]
+
+CONF_DIR_ENV = "CARTSIM_CONF_DIR"
+"""Environment variable that points cartsim at another config directory."""
+
+SCHEMA_NAME = "config_schema"
+"""Name under which :class:`RunConfig` is stored in Hydra's ConfigStore."""
+
+
+class ConfigError(ScenarioError):
+    """The configuration could not be composed (unknown key or option, wrong type)."""
+
+
+@dataclass
+class RunConfig(Scenario):
+    """A :class:`Scenario` plus what the command line needs to run it.
+
+    Attributes
+    ----------
+    task : what ``cartsim`` does with the scenario; one of the tasks registered
+        in ``cartsim.cli.TASKS`` (checked there, so adding a task is one edit).
+    output_file : name of the netCDF file written into the job's output
+        directory; a bare file name ending in ``.nc``.
+    """
+
+    task: str = "simulate"
+    output_file: str = "simulation.nc"
+
+    def __post_init__(self) -> None:
+        parent_check = getattr(super(), "__post_init__", None)
+        if parent_check is not None:
+            parent_check()
+        ok = (isinstance(self.output_file, str) and self.output_file.endswith(".nc")
+              and self.output_file not in (".nc", ".", "..")
+              and os.path.basename(self.output_file) == self.output_file
+              and "\\" not in self.output_file)
+        if not ok:
+            raise ScenarioError(f"output_file={self.output_file!r} is not accepted: expected "
+                                "a bare file name ending in .nc (it is written into the "
+                                "job's output directory)")
+
+    def scenario(self) -> Scenario:
+        """The :class:`Scenario` part of this run config (shares the sub-objects)."""
+        return Scenario(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Scenario)})
+
+
+def conf_dir() -> Path:
+    """Absolute path of the config directory (``$CARTSIM_CONF_DIR`` or ``<repo>/conf``).
+
+    Raises
+    ------
+    ConfigError
+        If the directory does not exist.
+    """
+    env = os.environ.get(CONF_DIR_ENV)
+    path = Path(env) if env else Path(cartsim.__file__).resolve().parents[1] / "conf"
+    path = path.expanduser().resolve()
+    if not (path / "config.yaml").is_file():
+        where = f"${CONF_DIR_ENV}={env!r}" if env else "the directory beside the cartsim package"
+        raise ConfigError(f"config directory {str(path)!r} (from {where}) has no config.yaml: "
+                          f"set {CONF_DIR_ENV} to a directory holding cartsim's conf/ tree")
+    return path
+
+
+def register_configs() -> None:
+    """Store the schema in Hydra's ConfigStore (idempotent).
+
+    ``conf/config.yaml`` names ``config_schema`` first in its defaults list, so
+    every group option and override is merged onto the typed :class:`RunConfig`.
+    """
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=RunConfig)
+
+
+def compose_config(overrides: Sequence[str] | None = None, config_name: str = "config",
+                   return_hydra_config: bool = False) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with command-line style overrides.
+
+    Re-entrant: it can be called any number of times in one process, also while
+    a Hydra app or another ``initialize`` context holds the global Hydra state,
+    which is restored afterwards.
+
+    Raises
+    ------
+    ConfigError
+        If the overrides or the YAML files do not fit the schema (unknown key
+        or group option, wrong type, bad override syntax).
+    """
+    register_configs()
+    path = conf_dir()
+    gh = GlobalHydra.instance()
+    saved = gh.hydra if gh.is_initialized() else None
+    gh.clear()
+    try:
+        with initialize_config_dir(config_dir=str(path), job_name="cartsim", version_base="1.3"):
+            return compose(config_name=config_name, overrides=list(overrides or []),
+                           return_hydra_config=return_hydra_config)
+    except OverrideParseException as exc:
+        raise ConfigError(f"{_bad_override(overrides)}{_flatten_message(exc)}") from exc
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(_flatten_message(exc)) from exc
+    finally:
+        GlobalHydra.instance().hydra = saved
+
+
+def load_run_config(overrides: Sequence[str] | None = None,
+                    config_name: str = "config") -> RunConfig:
+    """Compose the config (see :func:`compose_config`) and return a validated :class:`RunConfig`."""
+    return to_run_config(compose_config(overrides, config_name))
+
+
+def load_config(overrides: Sequence[str] | None = None, config_name: str = "config") -> Scenario:
+    """Compose the config and return a validated, plain :class:`Scenario`.
+
+    Parameters
+    ----------
+    overrides : Hydra overrides as on the command line, e.g.
+        ``["product=ko", "regimen.car_dose_per_kg=5e5"]``.
+    config_name : primary config in the config directory (without ``.yaml``).
+
+    Raises
+    ------
+    ConfigError
+        Unknown key, unknown group option or wrong type (at composition).
+    ScenarioError
+        A value outside what the scenario accepts (from ``__post_init__``).
+    """
+    return load_run_config(overrides, config_name).scenario()
+
+
+def to_run_config(cfg: Any) -> RunConfig:
+    """Convert a DictConfig, a mapping or a Scenario to a validated :class:`RunConfig`.
+
+    A Scenario gets the default ``task`` and ``output_file``.
+    """
+    if isinstance(cfg, Scenario):
+        cfg = _shallow_fields(cfg)
+    result = _build(RunConfig, cfg)
+    assert isinstance(result, RunConfig)
+    return result
+
+
+def to_scenario(cfg: Any) -> Scenario:
+    """Convert a DictConfig, a mapping or a Scenario to a validated, plain :class:`Scenario`.
+
+    A mapping may hold only Scenario keys (an unknown key is an error that names
+    it and the accepted keys); a DictConfig composed from ``conf/`` may also hold
+    the run keys (``task``, ``output_file``), which are dropped. A Scenario is
+    validated again (its fields may have been changed since it was built).
+    """
+    if isinstance(cfg, RunConfig):
+        cfg = cfg.scenario()
+    if isinstance(cfg, DictConfig) and OmegaConf.get_type(cfg) is RunConfig:
+        return to_run_config(cfg).scenario()
+    if isinstance(cfg, Scenario):
+        cfg = _shallow_fields(cfg)
+    result = _build(Scenario, cfg)
+    return result
+
+
+def _shallow_fields(obj: Any) -> dict[str, Any]:
+    """``dataclasses.asdict`` restricted to the fields of ``type(obj)``."""
+    return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+def _to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _build(schema: type, cfg: Any) -> Any:
+    """Check keys, merge onto the typed schema (type checks) and instantiate (value checks)."""
+    if isinstance(cfg, DictConfig):
+        try:
+            cfg = OmegaConf.to_container(cfg, resolve=True)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(_flatten_message(exc)) from exc
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"cannot build a {schema.__name__} from {type(cfg).__name__!r}: "
+                          "expected a mapping, a DictConfig or a Scenario")
+    _check_keys(schema, cfg, prefix="")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_flatten_message(exc)) from exc
+
+
+def _check_keys(schema: type, cfg: Mapping[str, Any], prefix: str) -> None:
+    """Reject keys that are not fields of ``schema``, recursing into nested dataclasses."""
+    hints = typing.get_type_hints(schema)
+    names = [f.name for f in dataclasses.fields(schema)]
+    for key, value in cfg.items():
+        if key not in names:
+            where = f"in {prefix.rstrip('.')}" if prefix else "at the top level"
+            raise ConfigError(f"{prefix}{key} is not a known key: accepted keys {where} are "
+                              f"{', '.join(names)}")
+        sub = hints[key]
+        if dataclasses.is_dataclass(sub) and isinstance(value, Mapping):
+            _check_keys(sub, value, prefix=f"{prefix}{key}.")
+
+
+def _bad_override(overrides: Sequence[str] | None) -> str:
+    """``"in override 'X': "`` for the first override that does not parse, else ``""``."""
+    parser = OverridesParser.create()
+    for text in overrides or []:
+        try:
+            parser.parse_override(text)
+        except Exception:  # any parse failure marks the culprit
+            return f"in override {text!r}: "
+    return ""
+
+
+def _flatten_message(exc: BaseException) -> str:
+    """One readable message from a Hydra/OmegaConf exception and its causes.
+
+    Hydra's composition errors say what failed (``Could not override
+    'regimen.car_dose'``); the OmegaConf error in ``__cause__`` says why
+    (``Key 'car_dose' not in 'Regimen'``). For an unknown key of a schema
+    dataclass the accepted keys are added.
+    """
+    parts: list[str] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(parts) < 10:
+        text = str(cur).strip()
+        if text and text != "None" and not any(text in p for p in parts):
+            parts.append(text)
+        obj = getattr(cur, "object_type", None)
+        key = getattr(cur, "key", None)
+        if (isinstance(cur, (ConfigKeyError, ConfigAttributeError)) and isinstance(obj, type)
+                and dataclasses.is_dataclass(obj)):
+            names = [f.name for f in dataclasses.fields(obj)]
+            if key not in names:
+                parts.append(f"accepted keys in {obj.__name__} are {', '.join(names)}")
+        cur = cur.__cause__
+    return "\n".join(parts)
