@@ -21,7 +21,7 @@ class CartsimWarning(UserWarning):
 
 _LAZY = {
     "load_config": ("cartsim.config", "load_config"),
-    "simulate": ("cartsim.simulate", "simulate"),
+    "simulate": ("cartsim.simulation", "simulate"),
     "format_summary": ("cartsim.summary", "format_summary"),
     "get_model": ("cartsim.models", "get_model"),
     "Scenario": ("cartsim.scenario", "Scenario"),

@@ -56,10 +56,8 @@ def write_netcdf(ds, path: Path) -> Path:
 
 def run_simulate(run_cfg: RunConfig, output_dir: Path) -> None:
     """Task ``simulate``: simulate the scenario, write the Dataset, print its path and a summary."""
-    # lazily: numba kernels and the model load only when a simulation runs. From the
-    # submodule, not ``from cartsim import simulate``: once ``cartsim.simulate`` (the module)
-    # has been imported, the package attribute of that name may be the module.
-    from cartsim.simulate import simulate
+    # lazily: numba kernels and the model load only when a simulation runs
+    from cartsim.simulation import simulate
     from cartsim.summary import format_summary
 
     ds = simulate(run_cfg.scenario())

@@ -108,11 +108,11 @@ def stand_in_simulate(monkeypatch):
         return xr.Dataset({"car_t": ("time", np.arange(4.0) * dose, {"units": "cells"})},
                           coords={"time": ("time", np.arange(4.0), {"units": "day"})})
 
-    simulate_module = types.ModuleType("cartsim.simulate")
+    simulate_module = types.ModuleType("cartsim.simulation")
     simulate_module.simulate = simulate
     summary_module = types.ModuleType("cartsim.summary")
     summary_module.format_summary = lambda ds: f"peak CAR-T {float(ds.car_t.max()):.3g} cells"
-    monkeypatch.setitem(sys.modules, "cartsim.simulate", simulate_module)
+    monkeypatch.setitem(sys.modules, "cartsim.simulation", simulate_module)
     monkeypatch.setitem(sys.modules, "cartsim.summary", summary_module)
     monkeypatch.setattr(cartsim, "simulate", simulate, raising=False)
     return calls
@@ -167,20 +167,8 @@ def test_write_netcdf_leaves_no_file_when_writing_fails(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-# --- end to end with the real model: skipped only while cartsim.simulate does not exist -------
+# --- end to end with the real model -------------------------------------------------------
 
-def _has_simulate() -> bool:
-    try:
-        from cartsim.simulate import simulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_simulate = pytest.mark.skipif(not _has_simulate(), reason="cartsim.simulate not written yet")
-
-
-@needs_simulate
 def test_cli_simulates_the_default_scenario(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli(f"hydra.run.dir={run_dir}", cwd=tmp_path)
@@ -194,7 +182,6 @@ def test_cli_simulates_the_default_scenario(tmp_path):
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
 
 
-@needs_simulate
 def test_cli_multirun_writes_three_distinct_files(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli("-m", "regimen.car_dose_per_kg=1e5,1e6,1e7", f"hydra.sweep.dir={sweep}",

@@ -176,47 +176,53 @@ def _sat(x, k):
 
 
 @nb.njit(cache=True)
-def drivers(x, c, p, out):
-    """Shared intermediate quantities used by both propensities and continuous terms.
+def drivers(E, M, X, B7, L, T7, c, p):
+    """Shared intermediate quantities of propensities and continuous terms.
 
-    Writes ``out[0..7]``: antigen saturation S_ag (-), per-target kill rate kappa
-    (1/day), lymphodepletion kill rate k_LD (1/day), steroid inhibition I_ster (-),
-    F-ara-A concentration (mg/L), cyclophosphamide concentration (mg/L),
-    kill-rate density factor phi(d) (-), target kill flux D (1e9 cells/day).
+    Returns the tuple (S_ag, kappa, k_LD, I_ster, C_flu, C_cy, phi, D): antigen
+    saturation (-), per-target kill rate (1/day), lymphodepletion kill rate
+    (1/day), steroid inhibition (-), F-ara-A and cyclophosphamide plasma
+    concentrations (mg/L), kill-rate density factor (-) and target kill flux
+    (1e9 cells/day). ``c`` holds the continuous states (index minus ``N_CELL``).
     """
-    E = x[S_E]
-    M = x[S_M]
-    X = x[S_X]
     dens = p[D_DENS]
-    resid = p[D_RESID]
     em_acc = p[D_EMACC] * p[D_EMPRES]
-    ag = dens * (x[S_B7] + em_acc * x[S_L]) + x[S_T7] + p[P_W_SELF] * resid * (E + M + X)
+    ag = dens * (B7 + em_acc * L) + T7 + p[P_W_SELF] * p[D_RESID] * (E + M + X)
     s_ag = _sat(ag, p[P_K_AG])
     dex = c[S_DEX - N_CELL]
     i_ster = p[P_IMAX_STER] * _sat(dex, p[P_EC50_DEX]) if dex > 0.0 else 0.0
     d50 = p[P_D50]
     phi = dens * (1.0 + d50) / (dens + d50)
-    targets = phi * (x[S_B7] + em_acc * x[S_L]) + x[S_T7]
+    targets = phi * (B7 + em_acc * L) + T7
     ek = E + p[P_SIGMA_X] * X
     kappa = (p[P_K_KILL] * ek / (p[P_K_KILL_HALF] + ek + p[P_THETA] * targets)
              * (1.0 - i_ster))
     cf = c[S_F1 - N_CELL] / p[D_V1]
     cc = c[S_CY - N_CELL] / p[D_CYV]
     kld = p[P_KMAX_FLU] * _sat(cf, p[P_EC50_FLU]) + p[P_KMAX_CY] * _sat(cc, p[P_EC50_CY])
-    dflux = kappa * targets * 1e-9
-    out[0] = s_ag
-    out[1] = kappa
-    out[2] = kld
-    out[3] = i_ster
-    out[4] = cf
-    out[5] = cc
-    out[6] = phi
-    out[7] = dflux
+    return s_ag, kappa, kld, i_ster, cf, cc, phi, kappa * targets * 1e-9
 
 
 @nb.njit(cache=True)
-def propensities(x, c, p, drv, a):
-    """Reaction rates a[r] (cells/day) for cell counts ``x`` and continuous states ``c``."""
+def _growth_terms(c, p, s_ag, i_ster):
+    """(CAR-T expansion per capita, blast growth r_B, EM growth r_L, homeostatic level H)."""
+    H = c[S_H - N_CELL]
+    fit = 1.0 + p[D_DONOR] * (p[P_DONOR_FIT] - 1.0)
+    boost = 1.0 + p[P_ETA_H] * (H - 1.0)
+    if boost < 0.0:
+        boost = 0.0
+    rho = p[P_RHO_MAX] * fit * s_ag * boost * (1.0 - i_ster)
+    return rho, p[D_RB], p[D_RB] * p[P_EM_GROWTH] * p[D_EMPRES], H
+
+
+@nb.njit(cache=True)
+def propensities(x, c, p, a):
+    """Reaction rates a[r] (cells/day) for cell counts ``x`` and continuous states ``c``.
+
+    This is the reaction-network form used by the stochastic engine; :func:`rhs`
+    is the same network written per capita in log coordinates (a test checks
+    ``d ln x/dt == STOICH.T @ a / x``).
+    """
     E = x[S_E]
     M = x[S_M]
     X = x[S_X]
@@ -225,25 +231,14 @@ def propensities(x, c, p, drv, a):
     L = x[S_L]
     T7 = x[S_T7]
     T0 = x[S_T0]
-    s_ag = drv[0]
-    kappa = drv[1]
-    kld = drv[2]
-    i_ster = drv[3]
-    phi = drv[6]
-    H = c[S_H - N_CELL]
-    resid = p[D_RESID]
-    fit = 1.0 + p[D_DONOR] * (p[P_DONOR_FIT] - 1.0)
-    boost = 1.0 + p[P_ETA_H] * (H - 1.0)
-    if boost < 0.0:
-        boost = 0.0
+    s_ag, kappa, kld, i_ster, cf, cc, phi, dflux = drivers(E, M, X, B7, L, T7, c, p)
+    rho, rb, rl, H = _growth_terms(c, p, s_ag, i_ster)
     em_on = p[D_EMPRES]
     em_acc = p[D_EMACC] * em_on
-    rb = p[D_RB]
     crowd = (B7 + B0) / p[P_KB]
-    rl = rb * p[P_EM_GROWTH] * em_on
-    frat = resid * kappa
-
-    a[0] = p[P_RHO_MAX] * fit * s_ag * boost * (1.0 - i_ster) * E
+    frat = p[D_RESID] * kappa
+    sb = p[P_LD_BLAST]
+    a[0] = rho * E
     a[1] = (p[P_K_EM0] + p[P_K_EM] * (1.0 - s_ag)) * E
     a[2] = p[P_K_ME] * s_ag * M
     a[3] = p[P_K_EX] * s_ag * E
@@ -262,12 +257,12 @@ def propensities(x, c, p, drv, a):
     a[16] = rb * crowd * B0
     a[17] = p[P_K_SW] * B7
     a[18] = kappa * phi * B7
-    a[19] = p[P_LD_BLAST] * kld * B7
-    a[20] = p[P_LD_BLAST] * kld * B0
+    a[19] = sb * kld * B7
+    a[20] = sb * kld * B0
     a[21] = rl * L
     a[22] = rl * L * L / p[P_EM_CAP]
     a[23] = em_acc * kappa * phi * L
-    a[24] = em_on * p[P_LD_BLAST] * kld * L
+    a[24] = em_on * sb * kld * L
     a[25] = p[P_R_T] * H * T7
     a[26] = p[P_R_T] * T7
     a[27] = kappa * T7
@@ -278,30 +273,27 @@ def propensities(x, c, p, drv, a):
 
 
 @nb.njit(cache=True)
-def continuous_rhs(x, c, p, drv, dc):
-    """Derivatives of the continuous states ``c`` (indices offset by ``N_CELL``)."""
-    s_ag = drv[0]
-    i_ster = drv[3]
-    cf = drv[4]
-    cc = drv[5]
-    dflux = drv[7]
+def continuous_rhs(E, lymph, c, p, drv, dc):
+    """Derivatives ``dc`` of the continuous states ``c`` (indices offset by ``N_CELL``).
+
+    ``E`` effector CAR-T cells, ``lymph`` all lymphocytes (T7 + T0 + CAR-T),
+    ``drv`` the tuple from :func:`drivers`.
+    """
+    s_ag, kappa, kld, i_ster, cf, cc, phi, dflux = drv
     o = N_CELL
-    f2 = c[S_F2 - o]
-    f3 = c[S_F3 - o]
-    c2 = f2 / p[D_V2]
-    c3 = f3 / p[D_V3]
+    c2 = c[S_F2 - o] / p[D_V2]
+    c3 = c[S_F3 - o] / p[D_V3]
     dc[S_F1 - o] = p[D_RATE_FLU] - p[D_CL] * cf - p[D_Q2] * (cf - c2) - p[D_Q3] * (cf - c3)
     dc[S_F2 - o] = p[D_Q2] * (cf - c2)
     dc[S_F3 - o] = p[D_Q3] * (cf - c3)
     dc[S_CY - o] = p[D_RATE_CY] - p[D_CYCL] * cc
     dc[S_FAUC - o] = 24.0 * cf  # mg*h/L per day
 
-    lymph = x[S_T7] + x[S_T0] + x[S_E] + x[S_M] + x[S_X]
     H = c[S_H - o]
     eps = p[P_EPS_H]
     dc[S_H - o] = p[P_K_H] * (1.0 - H * (eps + (1.0 - eps) * lymph / p[D_LYMPH0]))
 
-    a_e = s_ag * x[S_E] * 1e-9
+    a_e = s_ag * E * 1e-9
     ifng = c[S_IFNG - o]
     tnfa = c[S_TNFA - o]
     il6 = c[S_IL6 - o]
@@ -340,24 +332,40 @@ def continuous_rhs(x, c, p, drv, dc):
 
 @nb.njit(cache=True)
 def rhs(t, y, p, dydt):
-    """ODE right-hand side in solver coordinates (ln for the N_CELL cell species)."""
-    x = np.empty(N_CELL)
-    for i in range(N_CELL):
-        x[i] = np.exp(y[i])
+    """ODE right-hand side in solver coordinates (ln for the ``N_CELL`` cell species).
+
+    The reaction network of :func:`propensities` written per capita, with no
+    allocation: ``d ln x_i/dt = sum_r S_ri a_r / x_i``.
+    """
+    E = np.exp(y[S_E])
+    M = np.exp(y[S_M])
+    X = np.exp(y[S_X])
+    B7 = np.exp(y[S_B7])
+    B0 = np.exp(y[S_B0])
+    L = np.exp(y[S_L])
+    T7 = np.exp(y[S_T7])
+    T0 = np.exp(y[S_T0])
     c = y[N_CELL:]
-    drv = np.empty(8)
-    drivers(x, c, p, drv)
-    a = np.empty(N_REACTION)
-    propensities(x, c, p, drv, a)
-    for i in range(N_CELL):
-        dydt[i] = 0.0
-    for r in range(N_REACTION):
-        ar = a[r]
-        if ar != 0.0:
-            for i in range(N_CELL):
-                s = STOICH[r, i]
-                if s != 0:
-                    dydt[i] += s * ar
-    for i in range(N_CELL):
-        dydt[i] /= x[i]
-    continuous_rhs(x, c, p, drv, dydt[N_CELL:])
+    drv = drivers(E, M, X, B7, L, T7, c, p)
+    s_ag, kappa, kld, i_ster, cf, cc, phi, dflux = drv
+    rho, rb, rl, H = _growth_terms(c, p, s_ag, i_ster)
+    em_on = p[D_EMPRES]
+    em_acc = p[D_EMACC] * em_on
+    crowd = (B7 + B0) / p[P_KB]
+    frat = p[D_RESID] * kappa
+    sb = p[P_LD_BLAST]
+    to_mem = p[P_K_EM0] + p[P_K_EM] * (1.0 - s_ag)
+    reac = p[P_K_ME] * s_ag
+    to_exh = p[P_K_EX] * s_ag
+    car_loss = frat + kld
+    dydt[S_E] = (rho - to_mem - to_exh - p[P_DELTA_E] - car_loss + reac * M / E)
+    dydt[S_M] = to_mem * E / M - reac - p[P_DELTA_M] - car_loss
+    dydt[S_X] = to_exh * E / X - p[P_DELTA_X] - car_loss
+    blast_net = rb - rb * crowd - sb * kld
+    dydt[S_B7] = blast_net - p[P_K_SW] - kappa * phi
+    dydt[S_B0] = blast_net + p[P_K_SW] * B7 / B0
+    dydt[S_L] = rl - rl * L / p[P_EM_CAP] - em_acc * kappa * phi - em_on * sb * kld
+    t_net = p[P_R_T] * (H - 1.0) - kld
+    dydt[S_T7] = t_net - kappa
+    dydt[S_T0] = t_net
+    continuous_rhs(E, T7 + T0 + E + M + X, c, p, drv, dydt[N_CELL:])

@@ -332,7 +332,7 @@ def test_solver_default_tolerances():
 
 
 def test_simulate_end_to_end():
-    from cartsim.simulate import simulate
+    from cartsim.simulation import simulate
 
     scen = [_scenario(), _scenario({"Tmax": 12.0}, toci_days=[4.0])]
     for s in scen:
