@@ -1,0 +1,71 @@
+"""Compiled ODE solvers of cartsim: Rodas4 (stiff), Dormand-Prince 5(4), events and rules.
+
+Public entry points:
+
+* ``solve_batch`` (``cartsim.solvers.api``): validate, pad and solve a batch of
+  patients in parallel; returns a ``BatchResult``.
+* ``EventTable`` / ``RuleTable``: scheduled events and state-triggered rules.
+* ``integrate`` / ``integrate_batch`` (``cartsim.solvers.driver``): the compiled
+  kernels, for callers that build the arrays themselves.
+* ``refresh_cache``: drops Numba caches made stale by edits of model kernels
+  (run automatically on import; see ``cartsim.solvers.driver.refresh_cache``).
+
+Method codes: ``METHOD_RODAS4`` (0, Rodas4 of Hairer & Wanner, stiff, L-stable,
+order 4(3)) and ``METHOD_DP5`` (1, Dormand-Prince 5(4)); ``+ FIXED_STEP`` (2)
+gives fixed-step variants for convergence studies.
+
+Importing this package compiles nothing; the first call compiles (or loads from
+Numba's on-disk cache) the solver for the model dispatcher.
+"""
+
+from cartsim.solvers.api import (
+    ADD_PARAM,
+    ADD_STATE,
+    METHODS,
+    SET_PARAM,
+    STATUS_NAMES,
+    BatchResult,
+    EventTable,
+    RuleTable,
+    solve_batch,
+)
+from cartsim.solvers.driver import (
+    FIXED_STEP,
+    MAX_STEPS,
+    METHOD_DP5,
+    METHOD_DP5_FIXED,
+    METHOD_RODAS4,
+    METHOD_RODAS4_FIXED,
+    NONFINITE,
+    SINGULAR,
+    STEP_UNDERFLOW,
+    SUCCESS,
+    integrate,
+    integrate_batch,
+    refresh_cache,
+)
+
+__all__ = [
+    "ADD_PARAM",
+    "ADD_STATE",
+    "FIXED_STEP",
+    "MAX_STEPS",
+    "METHODS",
+    "METHOD_DP5",
+    "METHOD_DP5_FIXED",
+    "METHOD_RODAS4",
+    "METHOD_RODAS4_FIXED",
+    "NONFINITE",
+    "SET_PARAM",
+    "SINGULAR",
+    "STATUS_NAMES",
+    "STEP_UNDERFLOW",
+    "SUCCESS",
+    "BatchResult",
+    "EventTable",
+    "RuleTable",
+    "integrate",
+    "integrate_batch",
+    "refresh_cache",
+    "solve_batch",
+]
