@@ -147,9 +147,11 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     data_vars["status_name"] = (("patient",), np.array([STATUS_NAMES[int(s)] for s in status]),
                                 {"long_name": "solver status"})
     stats = np.asarray(result.stats)
-    for j, nm in enumerate(("n_steps", "n_rejected", "n_rhs", "n_jac")):
-        data_vars[nm] = (("patient",), stats[:, j], {"long_name": f"solver {nm[2:]} count",
-                                                     "units": "1"})
+    for j, (nm, long_name) in enumerate((("n_steps", "accepted solver steps"),
+                                         ("n_rejected", "rejected solver steps"),
+                                         ("n_rhs", "right-hand-side evaluations"),
+                                         ("n_jac", "Jacobian evaluations"))):
+        data_vars[nm] = (("patient",), stats[:, j], {"long_name": long_name, "units": "1"})
     rule_names = problems[0].info.get("rule_names", [])
     rt = np.asarray(result.rule_time)
     for j, nm in enumerate(rule_names):
