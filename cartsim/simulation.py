@@ -54,7 +54,7 @@ def simulate(scenarios, *, method: str | None = None) -> xr.Dataset:
         All scenarios of a batch must use the same model and output grid and
         the same solver settings (they are integrated as one compiled,
         parallel batch).
-    method : overrides ``scenario.solver.method`` (``rodas4`` or ``dp5``).
+    method : overrides ``scenario.solver.method`` (``rodas4``, ``dp5`` or ``bdf``).
 
     Returns
     -------

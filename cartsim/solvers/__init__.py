@@ -11,8 +11,10 @@ Public entry points:
   (run automatically on import; see ``cartsim.solvers.driver.refresh_cache``).
 
 Method codes: ``METHOD_RODAS4`` (0, Rodas4 of Hairer & Wanner, stiff, L-stable,
-order 4(3)) and ``METHOD_DP5`` (1, Dormand-Prince 5(4)); ``+ FIXED_STEP`` (2)
-gives fixed-step variants for convergence studies.
+order 4(3)), ``METHOD_DP5`` (1, Dormand-Prince 5(4)) and ``METHOD_BDF`` (4,
+variable-order BDF/NDF of ``cartsim.solvers.bdf``, stiff, reusing the Jacobian and
+LU across steps); ``+ FIXED_STEP`` (2) gives fixed-step variants of the first two
+for convergence studies.
 
 Importing this package compiles nothing; the first call compiles (or loads from
 Numba's on-disk cache) the solver for the model dispatcher.
@@ -32,6 +34,7 @@ from cartsim.solvers.api import (
 from cartsim.solvers.driver import (
     FIXED_STEP,
     MAX_STEPS,
+    METHOD_BDF,
     METHOD_DP5,
     METHOD_DP5_FIXED,
     METHOD_RODAS4,
@@ -51,6 +54,7 @@ __all__ = [
     "FIXED_STEP",
     "MAX_STEPS",
     "METHODS",
+    "METHOD_BDF",
     "METHOD_DP5",
     "METHOD_DP5_FIXED",
     "METHOD_RODAS4",

@@ -28,6 +28,7 @@ from cartsim.solvers.driver import (
     ADD_PARAM,
     ADD_STATE,
     MAX_STEPS,
+    METHOD_BDF,
     METHOD_DP5,
     METHOD_RODAS4,
     NONFINITE,
@@ -46,7 +47,7 @@ STATUS_NAMES = {
 }
 """Status code -> name."""
 
-METHODS = {"rodas4": METHOD_RODAS4, "dp5": METHOD_DP5}
+METHODS = {"rodas4": METHOD_RODAS4, "dp5": METHOD_DP5, "bdf": METHOD_BDF}
 """Method name -> driver method code."""
 
 KIND_NAMES = {ADD_STATE: "add_state", SET_PARAM: "set_param", ADD_PARAM: "add_param"}
@@ -286,8 +287,9 @@ def solve_batch(model_id, y0, p, t_eval, t0, t1, events, rules, log_mask,
         State-triggered rules; a single table is shared.
     log_mask : array_like of bool, (n,)
         States held as ln(x) (needed for ``ADD_STATE`` and rule thresholds).
-    method : {'rodas4', 'dp5'}
-        Rosenbrock (stiff) or Dormand-Prince 5(4) (non-stiff).
+    method : {'rodas4', 'dp5', 'bdf'}
+        Rosenbrock (stiff), Dormand-Prince 5(4) (non-stiff) or variable-order BDF/NDF
+        (stiff, Jacobian and LU reused across steps).
     rtol : float
         Relative tolerance (> 0).
     atol : float or array_like (n,)

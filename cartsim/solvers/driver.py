@@ -51,6 +51,11 @@ Conventions
   states) the step ends are very accurate at any ``h``, so steps can grow long
   and the interpolation error between them grows like ``h^3..h^4``; cap ``hmax``
   at about the output spacing where intermediate values of such states matter.
+* ``METHOD_BDF`` (4): variable-order BDF/NDF (``cartsim.solvers.bdf``, SciPy's
+  ``BDF`` algorithm) run by ``_integrate_bdf`` under the same event, rule, output
+  and status conventions; its step/order control and error norm are SciPy's
+  (``atol_i + rtol |y_i|``), it restarts at order 1 after every event or rule
+  action, and its dense output is the step's interpolating polynomial.
 * Fixed-step mode (``method = METHOD_RODAS4_FIXED`` (2) or ``METHOD_DP5_FIXED`` (3),
   i.e. the adaptive code plus ``FIXED_STEP``; for convergence studies): every
   step has size ``h0`` (> 0 required, else the adaptive mode is used),
@@ -87,7 +92,7 @@ import numpy as np
 from numba.core.dispatcher import Dispatcher
 
 from cartsim.models import kernels
-from cartsim.solvers import dopri, rodas
+from cartsim.solvers import bdf, dopri, rodas
 
 # status codes
 SUCCESS = 0
@@ -103,6 +108,8 @@ FIXED_STEP = 2
 """Added to a method code: fixed step ``h0``, no error control (convergence studies)."""
 METHOD_RODAS4_FIXED = METHOD_RODAS4 + FIXED_STEP
 METHOD_DP5_FIXED = METHOD_DP5 + FIXED_STEP
+METHOD_BDF = 4
+"""Variable-order BDF/NDF with Jacobian and LU reuse (``cartsim.solvers.bdf``); adaptive only."""
 
 # event / rule kinds
 ADD_STATE = 0
@@ -273,6 +280,454 @@ def _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, p, log_mask):
 
 
 @nb.njit(cache=True)
+def _locate_bdf(D, order, t_new, h, i, thr, g0, g1):
+    """``_locate`` on the BDF interpolating polynomial of the step ``[t_new - h, t_new]``."""
+    t = t_new - h
+    a = 0.0
+    b = 1.0
+    ga = g0
+    gb = g1
+    tol = max(1e-12, 4.0 * _EPS * max(abs(t), abs(t_new)) / h)
+    side = 0
+    for _ in range(200):
+        if b - a <= tol:
+            break
+        c = (a * gb - b * ga) / (gb - ga)
+        if not (c > a and c < b):
+            c = 0.5 * (a + b)
+        gc = bdf.dense_comp(D, order, t_new, h, t + c * h, i) - thr
+        if gc > 0.0:
+            b = c
+            gb = gc
+            if side == 1:
+                ga *= 0.5
+            side = 1
+        else:
+            a = c
+            ga = gc
+            if side == -1:
+                gb *= 0.5
+            side = -1
+    return b
+
+
+@nb.njit(cache=True)
+def _all_finite_2d(a):
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if not math.isfinite(a[i, j]):
+                return False
+    return True
+
+
+@nb.njit(cache=True)
+def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
+                   ev_t, ev_kind, ev_idx, ev_val,
+                   rule_idx, rule_thr, rule_kind, rule_tgt, rule_val,
+                   log_mask, rtol, atol, h0, hmax, max_steps,
+                   y_out, stats, rule_time):
+    """``integrate`` for ``METHOD_BDF``: variable-order NDF/BDF (``cartsim.solvers.bdf``).
+
+    Same arguments, outputs, statuses and event/rule/output conventions as
+    ``integrate``. Step and order control are SciPy's ``BDF``; the method restarts at
+    order 1 after every event or rule action: right-hand side, Jacobian and initial
+    step recomputed (``HINIT`` with exponent 1/2, as SciPy's ``select_initial_step``
+    for order 1; at least ``100 hmin``; ``h0 > 0`` is used for the first start only).
+    ``stats[3]`` counts Jacobian evaluations; when ``stats`` has a fifth entry it
+    receives the number of LU factorisations.
+    """
+    n = y0.shape[0]
+    nt = t_eval.shape[0]
+    nev = ev_t.shape[0]
+    nr = rule_idx.shape[0]
+    mo = bdf.MAX_ORDER
+
+    y = y0.copy()
+    pp = p.copy()
+    for j in range(nr):
+        rule_time[j] = np.nan
+    fired = np.zeros(nr, np.bool_)
+    thr_s = np.empty(nr)
+    for j in range(nr):
+        if log_mask[rule_idx[j]]:
+            thr_s[j] = math.log(rule_thr[j]) if rule_thr[j] > 0.0 else -np.inf
+        else:
+            thr_s[j] = rule_thr[j]
+
+    D = np.zeros((mo + 3, n))
+    Dtmp = np.empty((mo + 1, n))
+    Rw = np.empty((mo + 1, mo + 1))
+    Uw = np.empty((mo + 1, mo + 1))
+    RUw = np.empty((mo + 1, mo + 1))
+    ypred = np.empty(n)
+    psi = np.empty(n)
+    ynew = np.empty(n)
+    dv = np.empty(n)
+    fv = np.empty(n)
+    dy = np.empty(n)
+    scale = np.empty(n)
+    ytmp = np.empty(n)
+    ftmp = np.empty(n)
+    ftmp2 = np.empty(n)
+    jm = np.empty((n, n))
+    lu = np.empty((n, n))
+    piv = np.empty(n, np.int64)
+    sp = np.empty((n, 2 * n + 2), np.int64)
+    gam = bdf.GAMMA
+    alp = bdf.ALPHA
+    ecst = bdf.ERROR_CONST
+    ntol = bdf.newton_tol(rtol)
+
+    naccept = 0
+    nreject = 0
+    nfev = 0
+    njev = 0
+    nlu = 0
+    nsteps = 0
+    status = SUCCESS
+
+    iout = 0
+    while iout < nt and t_eval[iout] < t0:
+        for i in range(n):
+            y_out[iout, i] = np.nan
+        iout += 1
+    iev = 0
+    while iev < nev and ev_t[iev] < t0:
+        iev += 1
+
+    t = t0
+    span = abs(t1 - t0)
+    hmax_eff = hmax if hmax > 0.0 else max(span, 1e-300)
+
+    if t0 <= t1:
+        iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
+    _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind, rule_tgt, rule_val,
+                      fired, rule_time)
+    if not _all_finite(y):
+        status = NONFINITE
+    else:
+        while iout < nt and t_eval[iout] <= t and t <= t1:
+            for i in range(n):
+                y_out[iout, i] = y[i]
+            iout += 1
+
+    h_abs = 0.0
+    order = 1
+    n_equal = 0
+    first = True
+    restart = True
+    lu_ok = False
+    jac_fresh = False
+    nsing = 0
+
+    while status == SUCCESS and t < t1:
+        tseg = t1
+        if iev < nev and ev_t[iev] < tseg:
+            tseg = ev_t[iev]
+        hmin = 1e-14 * max(abs(t), span)
+
+        if tseg - t <= hmin:
+            # negligible remaining segment: jump to it without a step
+            while iout < nt and t_eval[iout] < tseg:
+                for i in range(n):
+                    y_out[iout, i] = y[i]
+                iout += 1
+            t = tseg
+            nchg = iev
+            iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
+            nchg = iev - nchg
+            nchg += _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind,
+                                      rule_tgt, rule_val, fired, rule_time)
+            if nchg > 0:
+                restart = True
+                if not _all_finite(y):
+                    status = NONFINITE
+                    break
+            while iout < nt and t_eval[iout] <= t:
+                for i in range(n):
+                    y_out[iout, i] = y[i]
+                iout += 1
+            continue
+
+        if restart:
+            # (re)start at order 1: the history is invalid across a discontinuity
+            kernels.rhs(mid, t, y, pp, fv)
+            nfev += 1
+            if not _all_finite(fv):
+                status = NONFINITE
+                break
+            if first and h0 > 0.0:
+                h_abs = h0
+            else:
+                h_abs = _hinit(mid, t, y, pp, fv, atol, rtol, 2, hmax_eff, ytmp, dy)
+                nfev += 1
+            first = False
+            # an order-1 HINIT can fall below the underflow limit on long spans
+            h_abs = min(max(h_abs, 100.0 * hmin), hmax_eff)
+            for i in range(n):
+                D[0, i] = y[i]
+                D[1, i] = fv[i] * h_abs
+            order = 1
+            n_equal = 0
+            nfev += bdf.jacobian(mid, t, y, pp, jm, ftmp, ytmp, ftmp2)
+            njev += 1
+            if not _all_finite_2d(jm):
+                status = NONFINITE
+                break
+            jac_fresh = True
+            lu_ok = False
+            restart = False
+
+        if h_abs > hmax_eff:
+            bdf.change_D(D, order, hmax_eff / h_abs, Rw, Uw, RUw, Dtmp)
+            h_abs = hmax_eff
+            n_equal = 0
+
+        # ---------------------------------------------------------------- one accepted step
+        current_jac = jac_fresh
+        nonfin_fail = False
+        accepted = False
+        last = False
+        h = h_abs
+        t_new = t
+        n_iter = 1
+        err_norm = 0.0
+        while True:
+            if h_abs < hmin:
+                status = NONFINITE if nonfin_fail else STEP_UNDERFLOW
+                break
+            if nsteps >= max_steps:
+                status = MAX_STEPS
+                break
+            nsteps += 1
+            last = False
+            if t + 1.01 * h_abs >= tseg:
+                hn = tseg - t
+                bdf.change_D(D, order, hn / h_abs, Rw, Uw, RUw, Dtmp)
+                h_abs = hn
+                n_equal = 0
+                lu_ok = False
+                last = True
+            t_new = tseg if last else t + h_abs
+            h = t_new - t
+
+            for i in range(n):
+                s = 0.0
+                for j in range(order + 1):
+                    s += D[j, i]
+                ypred[i] = s
+                scale[i] = atol[i] + rtol * abs(s)
+                s = 0.0
+                for j in range(1, order + 1):
+                    s += D[j, i] * gam[j]
+                psi[i] = s / alp[order]
+            c = h / alp[order]
+
+            converged = False
+            nonfin = False
+            lu_info = rodas.LU_OK
+            jac_bad = False
+            while not converged:
+                if not lu_ok:
+                    lu_info = bdf.form_lu(jm, c, lu, piv, sp)
+                    nlu += 1
+                    if lu_info != rodas.LU_OK:
+                        break
+                    lu_ok = True
+                converged, n_iter, nonfin = bdf.solve_system(mid, t_new, ypred, c, psi, lu,
+                                                             piv, sp, scale, ntol, pp, ynew,
+                                                             dv, fv, dy)
+                nfev += n_iter
+                if not converged:
+                    if current_jac:
+                        break
+                    nfev += bdf.jacobian(mid, t_new, ypred, pp, jm, ftmp, ytmp, ftmp2)
+                    njev += 1
+                    lu_ok = False
+                    current_jac = True
+                    if not _all_finite_2d(jm):
+                        jac_bad = True
+                        break
+            if jac_bad or lu_info == rodas.LU_NONFINITE:
+                status = NONFINITE
+                break
+            if lu_info == rodas.LU_SINGULAR:
+                nreject += 1
+                nsing += 1
+                lu_ok = False
+                if nsing >= 5:
+                    status = SINGULAR
+                    break
+                h_abs *= 0.5
+                bdf.change_D(D, order, 0.5, Rw, Uw, RUw, Dtmp)
+                n_equal = 0
+                continue
+            nsing = 0
+            if not converged:
+                nreject += 1
+                nonfin_fail = nonfin
+                h_abs *= 0.5
+                bdf.change_D(D, order, 0.5, Rw, Uw, RUw, Dtmp)
+                n_equal = 0
+                lu_ok = False
+                continue
+
+            for i in range(n):
+                scale[i] = atol[i] + rtol * abs(ynew[i])
+            err_norm = ecst[order] * bdf.rms_scaled(dv, scale)
+            if not math.isfinite(err_norm):
+                nreject += 1
+                nonfin_fail = True
+                h_abs *= 0.5
+                bdf.change_D(D, order, 0.5, Rw, Uw, RUw, Dtmp)
+                n_equal = 0
+                lu_ok = False
+                continue
+            if err_norm > 1.0:
+                nreject += 1
+                safety = 0.9 * (2 * bdf.NEWTON_MAXITER + 1) / (2 * bdf.NEWTON_MAXITER + n_iter)
+                factor = max(bdf.MIN_FACTOR, safety * err_norm ** (-1.0 / (order + 1)))
+                h_abs *= factor
+                bdf.change_D(D, order, factor, Rw, Uw, RUw, Dtmp)
+                n_equal = 0
+                # as SciPy: converged without trouble, so the LU is kept
+                continue
+            accepted = True
+            break
+        if not accepted:
+            break
+
+        # ---------------------------------------------------------------- accepted
+        naccept += 1
+        n_equal += 1
+        jac_fresh = False
+        for i in range(n):
+            D[order + 2, i] = dv[i] - D[order + 1, i]
+            D[order + 1, i] = dv[i]
+        for j in range(order, -1, -1):
+            for i in range(n):
+                D[j, i] += D[j + 1, i]
+
+        # state-triggered rules: earliest sign change over this step
+        theta_c = 2.0
+        jc = -1
+        for j in range(nr):
+            if not fired[j]:
+                ii = rule_idx[j]
+                g0 = y[ii] - thr_s[j]
+                g1 = ynew[ii] - thr_s[j]
+                if g0 <= 0.0 and g1 > 0.0:
+                    th = _locate_bdf(D, order, t_new, h, ii, thr_s[j], g0, g1)
+                    if th < theta_c:
+                        theta_c = th
+                        jc = j
+        if jc >= 0:
+            tc = t + theta_c * h if theta_c < 1.0 else t_new
+            if tc > t_new:
+                tc = t_new
+            while iout < nt and t_eval[iout] < tc:
+                bdf.dense_eval(D, order, t_new, h, t_eval[iout], y_out[iout])
+                iout += 1
+            if theta_c < 1.0:
+                bdf.dense_eval(D, order, t_new, h, tc, y)
+            else:
+                for i in range(n):
+                    y[i] = ynew[i]
+            t = tc
+            fired[jc] = True
+            rule_time[jc] = tc
+            apply_action(rule_kind[jc], rule_tgt[jc], rule_val[jc], y, pp, log_mask)
+            if t == tseg:
+                iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
+            _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind, rule_tgt,
+                              rule_val, fired, rule_time)
+            restart = True
+            if not _all_finite(y):
+                status = NONFINITE
+                break
+            while iout < nt and t_eval[iout] <= t:
+                for i in range(n):
+                    y_out[iout, i] = y[i]
+                iout += 1
+            continue
+
+        # dense output onto t_eval strictly inside the step
+        while iout < nt and t_eval[iout] < t_new:
+            bdf.dense_eval(D, order, t_new, h, t_eval[iout], y_out[iout])
+            iout += 1
+        for i in range(n):
+            y[i] = ynew[i]
+        t = t_new
+
+        # order and step-size selection (SciPy)
+        if n_equal >= order + 1:
+            if order > 1:
+                em = ecst[order - 1] * bdf.rms_scaled(D[order], scale)
+            else:
+                em = np.inf
+            if order < mo:
+                ep = ecst[order + 1] * bdf.rms_scaled(D[order + 2], scale)
+            else:
+                ep = np.inf
+            fm = _order_factor(em, order)
+            fc = _order_factor(err_norm, order + 1)
+            fp = _order_factor(ep, order + 2)
+            delta = -1
+            fmax = fm
+            if fc > fmax:
+                delta = 0
+                fmax = fc
+            if fp > fmax:
+                delta = 1
+                fmax = fp
+            order += delta
+            safety = 0.9 * (2 * bdf.NEWTON_MAXITER + 1) / (2 * bdf.NEWTON_MAXITER + n_iter)
+            factor = min(bdf.MAX_FACTOR, safety * fmax)
+            h_abs *= factor
+            bdf.change_D(D, order, factor, Rw, Uw, RUw, Dtmp)
+            n_equal = 0
+            lu_ok = False
+
+        if last:
+            nchg = iev
+            iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
+            nchg = iev - nchg
+            nchg += _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind,
+                                      rule_tgt, rule_val, fired, rule_time)
+            if nchg > 0:
+                restart = True
+                if not _all_finite(y):
+                    status = NONFINITE
+                    break
+        while iout < nt and t_eval[iout] <= t:
+            for i in range(n):
+                y_out[iout, i] = y[i]
+            iout += 1
+
+    while iout < nt:
+        for i in range(n):
+            y_out[iout, i] = np.nan
+        iout += 1
+    stats[0] = naccept
+    stats[1] = nreject
+    stats[2] = nfev
+    stats[3] = njev
+    if stats.shape[0] > 4:
+        stats[4] = nlu
+    return status
+
+
+@nb.njit(cache=True)
+def _order_factor(err, expo):
+    """``err ** (-1 / expo)`` with ``0 -> inf`` and ``inf -> 0`` (as NumPy)."""
+    if err == 0.0:
+        return np.inf
+    if not math.isfinite(err):
+        return 0.0
+    return err ** (-1.0 / expo)
+
+
+@nb.njit(cache=True)
 def integrate(mid, method, y0, p, t_eval, t0, t1,
               ev_t, ev_kind, ev_idx, ev_val,
               rule_idx, rule_thr, rule_kind, rule_tgt, rule_val,
@@ -286,7 +741,8 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
         Model id (``cartsim.models.kernels``).
     method : int
         ``METHOD_RODAS4`` (0) or ``METHOD_DP5`` (1); add ``FIXED_STEP`` (2) for
-        fixed steps of size ``h0`` without error control.
+        fixed steps of size ``h0`` without error control. ``METHOD_BDF`` (4):
+        variable-order BDF/NDF (see ``_integrate_bdf``).
     y0 : float64[n]
         Initial state in solver coordinates (not modified).
     p : float64[n_p]
@@ -325,6 +781,11 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
     int
         ``SUCCESS``, ``MAX_STEPS``, ``STEP_UNDERFLOW``, ``NONFINITE`` or ``SINGULAR``.
     """
+    if method == METHOD_BDF:
+        return _integrate_bdf(mid, y0, p, t_eval, t0, t1, ev_t, ev_kind, ev_idx, ev_val,
+                              rule_idx, rule_thr, rule_kind, rule_tgt, rule_val,
+                              log_mask, rtol, atol, h0, hmax, max_steps,
+                              y_out, stats, rule_time)
     n = y0.shape[0]
     nt = t_eval.shape[0]
     nev = ev_t.shape[0]
