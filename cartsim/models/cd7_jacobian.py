@@ -14,7 +14,7 @@ from cartsim.models import cd7_kernel as K
 from cartsim.models.cd7_kernel import _sat
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def jac(t, y, p, J):
     r"""Analytic Jacobian of the ``cd7`` right-hand side in solver coordinates.
 
@@ -121,7 +121,9 @@ def jac(t, y, p, J):
     if boost < 0.0:
         boost = 0.0
         dboost = 0.0
-    rho_c = p[K.P_RHO_MAX] * fit  # rho = rho_c * s_ag * boost * omi
+    car = E + M + X
+    niche = 1.0 / (1.0 + car / p[K.P_CAR_NICHE])  # T-cell niche factor g
+    rho_c = p[K.P_RHO_MAX] * fit * niche  # rho = rho_c * s_ag * boost * omi
     rho_s = rho_c * boost * omi  # drho/ds_ag
     rb = p[K.D_RB]
     rl = rb * p[K.P_EM_GROWTH] * em_on
@@ -197,12 +199,14 @@ def jac(t, y, p, J):
     tg_c = (0.0, 0.0, 0.0, phi, 0.0, phi * em_acc, 1.0, 0.0)  # targets
     ly_c = (1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0)  # lymphocytes
     c_dk = -resid  # d(dydt_{E,M,X})/dkappa
+    ly_car = (1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # CAR-T cells
+    d_niche = -rho_c * s_ag * boost * omi * niche / p[K.P_CAR_NICHE]  # d(rho)/d(car)
     for j in range(K.N_CELL):
         xj = xs[j]
         ds = s_ag_p * ag_c[j] * xj
         dtg = tg_c[j] * xj
         dk = omi * (dk0_dek * ek_c[j] * xj + dk0_dtg * dtg)
-        J[K.S_E, j] = (rho_s + cs_e) * ds + c_dk * dk
+        J[K.S_E, j] = (rho_s + cs_e) * ds + c_dk * dk + d_niche * ly_car[j] * xj
         J[K.S_M, j] = cs_m * ds + c_dk * dk
         J[K.S_X, j] = cs_x * ds + c_dk * dk
         J[K.S_B7, j] = -phi * dk

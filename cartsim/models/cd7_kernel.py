@@ -27,7 +27,8 @@ antigen saturation, :math:`\kappa` the per-target kill rate):
     S_{ag} = A_g / (K_{ag} + A_g) \\
     \kappa &= \frac{k_{kill} E_k}{K_{kill} + E_k + \theta\, \mathcal{T}}\,(1 - I_{ster}), \quad
     E_k = E + \sigma_X X, \quad \mathcal{T} = \phi(d)(B_7 + \varepsilon_L L) + T_7 \\
-    \text{expansion } E \to 2E &: \rho_{max} f_{don} S_{ag} (1 + \eta_H (H - 1)) (1 - I_{ster}) E \\
+    \text{expansion } E \to 2E &: \frac{\rho_{max} f_{don} S_{ag} (1 + \eta_H (H - 1))
+    (1 - I_{ster})}{1 + (E + M + X)/K_{niche}} E \\
     E \to M &: (k_{EM0} + k_{EM}(1 - S_{ag})) E, \quad M \to E: k_{ME} S_{ag} M, \quad
     E \to X: k_{EX} S_{ag} E \\
     \text{deaths} &: \delta_E E,\ \delta_M M,\ \delta_X X,\
@@ -86,7 +87,7 @@ N_CELL = 8  # states 0..7 are cell species (held as ln(cells))
 
 # --- model parameters (order = cartsim.parameters.cd7 order) ------------------------------
 PARAM_NAMES = (
-    "rho_max", "k_ag", "eta_h", "w_self", "donor_fitness",
+    "rho_max", "car_niche", "k_ag", "eta_h", "w_self", "donor_fitness",
     "k_em0", "k_em", "k_me", "k_ex", "delta_e", "delta_m", "delta_x",
     "k_kill", "k_kill_half", "theta_kill", "sigma_x", "d50_kill",
     "k_switch", "blast_capacity", "marrow_normal_cells", "em_growth_factor", "em_capacity",
@@ -99,7 +100,7 @@ PARAM_NAMES = (
     "k_toci", "k_dex", "imax_ster", "ec50_dex",
     "mtt_myeloid", "gamma_myeloid", "emax_cy_my", "ec50_cy_my", "emax_flu_my", "ec50_flu_my",
 )
-(P_RHO_MAX, P_K_AG, P_ETA_H, P_W_SELF, P_DONOR_FIT,
+(P_RHO_MAX, P_CAR_NICHE, P_K_AG, P_ETA_H, P_W_SELF, P_DONOR_FIT,
  P_K_EM0, P_K_EM, P_K_ME, P_K_EX, P_DELTA_E, P_DELTA_M, P_DELTA_X,
  P_K_KILL, P_K_KILL_HALF, P_THETA, P_SIGMA_X, P_D50,
  P_K_SW, P_KB, P_NMARROW, P_EM_GROWTH, P_EM_CAP,
@@ -170,12 +171,12 @@ def _stoichiometry() -> np.ndarray:
 STOICH = _stoichiometry()
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _sat(x, k):
     return x / (k + x)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def drivers(E, M, X, B7, L, T7, c, p):
     """Shared intermediate quantities of propensities and continuous terms.
 
@@ -203,19 +204,24 @@ def drivers(E, M, X, B7, L, T7, c, p):
     return s_ag, kappa, kld, i_ster, cf, cc, phi, kappa * targets * 1e-9
 
 
-@nb.njit(cache=True)
-def _growth_terms(c, p, s_ag, i_ster):
-    """(CAR-T expansion per capita, blast growth r_B, EM growth r_L, homeostatic level H)."""
+@nb.njit(cache=True, error_model="numpy")
+def _growth_terms(car, c, p, s_ag, i_ster):
+    """(CAR-T expansion per capita, blast growth r_B, EM growth r_L, homeostatic level H).
+
+    ``car`` is all CAR-T cells; expansion is divided by ``1 + car/K_niche`` (the
+    T-cell niche bounds expansion even when residual CD7 on CAR-T cells keeps
+    stimulating them).
+    """
     H = c[S_H - N_CELL]
     fit = 1.0 + p[D_DONOR] * (p[P_DONOR_FIT] - 1.0)
     boost = 1.0 + p[P_ETA_H] * (H - 1.0)
     if boost < 0.0:
         boost = 0.0
-    rho = p[P_RHO_MAX] * fit * s_ag * boost * (1.0 - i_ster)
+    rho = p[P_RHO_MAX] * fit * s_ag * boost * (1.0 - i_ster) / (1.0 + car / p[P_CAR_NICHE])
     return rho, p[D_RB], p[D_RB] * p[P_EM_GROWTH] * p[D_EMPRES], H
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def propensities(x, c, p, a):
     """Reaction rates a[r] (cells/day) for cell counts ``x`` and continuous states ``c``.
 
@@ -232,7 +238,7 @@ def propensities(x, c, p, a):
     T7 = x[S_T7]
     T0 = x[S_T0]
     s_ag, kappa, kld, i_ster, cf, cc, phi, dflux = drivers(E, M, X, B7, L, T7, c, p)
-    rho, rb, rl, H = _growth_terms(c, p, s_ag, i_ster)
+    rho, rb, rl, H = _growth_terms(E + M + X, c, p, s_ag, i_ster)
     em_on = p[D_EMPRES]
     em_acc = p[D_EMACC] * em_on
     crowd = (B7 + B0) / p[P_KB]
@@ -272,7 +278,7 @@ def propensities(x, c, p, a):
     a[31] = kld * T0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def continuous_rhs(E, lymph, c, p, drv, dc):
     """Derivatives ``dc`` of the continuous states ``c`` (indices offset by ``N_CELL``).
 
@@ -330,7 +336,7 @@ def continuous_rhs(E, lymph, c, p, drv, dc):
     dc[S_MN - o] = ktr * (mp - mn)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def rhs(t, y, p, dydt):
     """ODE right-hand side in solver coordinates (ln for the ``N_CELL`` cell species).
 
@@ -348,7 +354,7 @@ def rhs(t, y, p, dydt):
     c = y[N_CELL:]
     drv = drivers(E, M, X, B7, L, T7, c, p)
     s_ag, kappa, kld, i_ster, cf, cc, phi, dflux = drv
-    rho, rb, rl, H = _growth_terms(c, p, s_ag, i_ster)
+    rho, rb, rl, H = _growth_terms(E + M + X, c, p, s_ag, i_ster)
     em_on = p[D_EMPRES]
     em_acc = p[D_EMACC] * em_on
     crowd = (B7 + B0) / p[P_KB]

@@ -45,7 +45,7 @@ try:  # analytic cd7 Jacobian, written beside the kernel; finite differences wit
 except ImportError:  # pragma: no cover - depends on the models package state
     CD7_HAS_JAC = False
 
-    @nb.njit(cache=True)
+    @nb.njit(cache=True, error_model="numpy")
     def _cd7_jac(t, y, p, J):
         for i in range(J.shape[0]):
             for j in range(J.shape[1]):
@@ -81,7 +81,7 @@ MODEL_IDS = {
 """Name -> model id of every model known to the dispatcher."""
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def rhs(mid, t, y, p, dydt):
     """Write ``dydt = f(t, y; p)`` of model ``mid`` (NaN for an unknown id)."""
     if mid == MODEL_CD7:
@@ -113,7 +113,7 @@ def rhs(mid, t, y, p, dydt):
             dydt[i] = np.nan
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def has_jac(mid):
     """True when model ``mid`` provides an analytic Jacobian through ``jac``."""
     return ((mid == MODEL_CD7 and CD7_HAS_JAC) or mid == MODEL_STEIN2019
@@ -122,7 +122,7 @@ def has_jac(mid):
             or mid == MODEL_TEST_VDP or mid == MODEL_TEST_BLOWUP or mid == MODEL_TEST_LINEAR)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def jac(mid, t, y, p, J):
     """Write the analytic Jacobian ``J = df/dy`` of model ``mid`` (NaN if it has none)."""
     if mid == MODEL_CD7:
@@ -149,7 +149,7 @@ def jac(mid, t, y, p, J):
                 J[i, j] = np.nan
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def is_autonomous(mid):
     """False when the right-hand side of model ``mid`` depends on ``t`` explicitly."""
     return not (mid == MODEL_TEST_PROTHERO or mid == MODEL_TEST_FORCED)

@@ -70,7 +70,7 @@ I_E = 0
 I_M = 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _rates(p):
     """Return (E self-rate, E -> M rate, M self-rate) for the current phase and flags."""
     ph = p[P_PHASE]
@@ -81,7 +81,7 @@ def _rates(p):
     return a_ee, a_me, a_mm
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def rhs(t, y, p, dydt):
     """Right-hand side ``dydt = f(y; p)`` (autonomous; ``t`` unused).
 
@@ -101,7 +101,7 @@ def rhs(t, y, p, dydt):
     dydt[I_M] = a_me * y[I_E] + a_mm * y[I_M]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def jac(t, y, p, J):
     """Analytic Jacobian ``J[i, j] = d f_i / d y_j`` (the system is linear in y).
 

@@ -53,7 +53,7 @@ import numpy as np
 # ----------------------------------------------------------------------------- decay
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def decay_rhs(t, y, p, dydt):
     """``y_i' = -p[0] y_i + p[1]``."""
     k = p[0]
@@ -62,7 +62,7 @@ def decay_rhs(t, y, p, dydt):
         dydt[i] = -k * y[i] + r
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def decay_jac(t, y, p, J):
     """Diagonal ``-p[0]``."""
     n = y.shape[0]
@@ -75,7 +75,7 @@ def decay_jac(t, y, p, J):
 # ----------------------------------------------------------------------------- Prothero-Robinson
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def prothero_rhs(t, y, p, dydt):
     """``y_i' = p[0] (y_i - sin t) + cos t``."""
     lam = p[0]
@@ -85,7 +85,7 @@ def prothero_rhs(t, y, p, dydt):
         dydt[i] = lam * (y[i] - s) + c
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def prothero_jac(t, y, p, J):
     """Diagonal ``p[0]``."""
     n = y.shape[0]
@@ -98,7 +98,7 @@ def prothero_jac(t, y, p, J):
 # ----------------------------------------------------------------------------- logistic
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def logistic_rhs(t, y, p, dydt):
     """``y_i' = r y_i (1 - y_i / K)``."""
     r = p[0]
@@ -107,7 +107,7 @@ def logistic_rhs(t, y, p, dydt):
         dydt[i] = r * y[i] * (1.0 - y[i] / kk)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def logistic_jac(t, y, p, J):
     """Diagonal ``r (1 - 2 y_i / K)``."""
     n = y.shape[0]
@@ -117,7 +117,7 @@ def logistic_jac(t, y, p, J):
         J[i, i] = p[0] * (1.0 - 2.0 * y[i] / p[1])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def loglogistic_rhs(t, y, p, dydt):
     """``y_i' = r (1 - exp(y_i) / K)`` (logistic growth of ``N = exp(y)``)."""
     r = p[0]
@@ -129,7 +129,7 @@ def loglogistic_rhs(t, y, p, dydt):
 # ----------------------------------------------------------------------------- Robertson
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def robertson_rhs(t, y, p, dydt):
     """Robertson: ``y0' = -k1 y0 + k3 y1 y2``, ``y1' = k1 y0 - k3 y1 y2 - k2 y1^2``,
     ``y2' = k2 y1^2``."""
@@ -144,7 +144,7 @@ def robertson_rhs(t, y, p, dydt):
     dydt[2] = c
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def robertson_jac(t, y, p, J):
     """Analytic Jacobian of Robertson's problem."""
     k1 = p[0]
@@ -164,7 +164,7 @@ def robertson_jac(t, y, p, J):
 # ----------------------------------------------------------------------------- Van der Pol
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def vdp_rhs(t, y, p, dydt):
     """Van der Pol: ``y0' = y1``, ``y1' = mu (1 - y0^2) y1 - y0``."""
     mu = p[0]
@@ -172,7 +172,7 @@ def vdp_rhs(t, y, p, dydt):
     dydt[1] = mu * (1.0 - y[0] * y[0]) * y[1] - y[0]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def vdp_jac(t, y, p, J):
     """Analytic Jacobian of Van der Pol."""
     mu = p[0]
@@ -185,14 +185,14 @@ def vdp_jac(t, y, p, J):
 # ----------------------------------------------------------------------------- blow-up
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def blowup_rhs(t, y, p, dydt):
     """``y_i' = p[0] y_i^2``."""
     for i in range(y.shape[0]):
         dydt[i] = p[0] * y[i] * y[i]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def blowup_jac(t, y, p, J):
     """Diagonal ``2 p[0] y_i``."""
     n = y.shape[0]
@@ -205,7 +205,7 @@ def blowup_jac(t, y, p, J):
 # ----------------------------------------------------------------------------- linear
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def linear_rhs(t, y, p, dydt):
     """``y' = A y + b`` with ``A`` row-major in ``p[:n*n]`` and ``b = p[n*n:n*n+n]``."""
     n = y.shape[0]
@@ -216,7 +216,7 @@ def linear_rhs(t, y, p, dydt):
         dydt[i] = s
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def linear_jac(t, y, p, J):
     """``J = A``."""
     n = y.shape[0]
@@ -228,7 +228,7 @@ def linear_jac(t, y, p, J):
 # ----------------------------------------------------------------------------- forced decay
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def forced_rhs(t, y, p, dydt):
     """``y_i' = -p[0] y_i + p[1] cos(p[2] t)``."""
     f = p[1] * math.cos(p[2] * t)
@@ -251,7 +251,7 @@ CL_P_CY_INF = 33
 """``cartlike`` slot of the cyclophosphamide infusion rate (mg/day), switched by events."""
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def cartlike_rhs(t, y, p, dydt):
     """Right-hand side of the 14-state CAR-T-like surrogate (see the module docstring).
 

@@ -36,6 +36,11 @@ CD7_PARAMETERS = ParameterSet(
           f"{CAL}net expansion ~0.8/day giving a ~10^3-fold peak near day 12 (NCT05290155: "
           f"median Tmax day 12); order of {SINGH} Kexp_max 0.0906/h = 2.2/day",
           "maximal antigen-driven proliferation rate of effector CAR-T cells"),
+        P("car_niche", 5e11, "cells", 1e9, 1e14,
+          "assumption: expansion slows as CAR-T cells fill the T-cell niche (whole-body "
+          "lymphocytes ~5e11; Kimmel 2021 carrying capacities K_N 2.5e11, K_C 7e10 cells); "
+          "bounds expansion when residual CD7 keeps stimulating CAR-T cells",
+          "CAR-T count halving the expansion rate (T-cell niche)"),
         P("k_ag", 1e10, "cells", 1e7, 1e13,
           "assumption: half-saturating antigen-positive target count, ~5% of baseline "
           "whole-body CD7+ load, so stimulation saturates until targets are largely cleared",

@@ -55,13 +55,13 @@ ERROR_CONST = _KAPPA * GAMMA + 1.0 / np.arange(1, MAX_ORDER + 2)
 _EPS = 2.220446049250313e-16
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def newton_tol(rtol):
     """Newton convergence tolerance, as SciPy: ``max(10 eps / rtol, min(0.03, sqrt(rtol)))``."""
     return max(10.0 * _EPS / rtol, min(0.03, math.sqrt(rtol)))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def compute_R(order, factor, R):
     """Fill ``R[:order+1, :order+1]``, the matrix that changes the difference array."""
     for j in range(order + 1):
@@ -72,7 +72,7 @@ def compute_R(order, factor, R):
             R[i, j] = R[i - 1, j] * (i - 1 - factor * j) / i
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def change_D(D, order, factor, R, U, RU, Dtmp):
     """Re-interpolate ``D[:order+1]`` in place for the step size changed by ``factor``.
 
@@ -101,7 +101,7 @@ def change_D(D, order, factor, R, U, RU, Dtmp):
             D[a, i] = Dtmp[a, i]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def dense_eval(D, order, t_new, h, t, out):
     """Evaluate the interpolating polynomial of the last step (ends at ``t_new``, size ``h``)."""
     n = out.shape[0]
@@ -114,7 +114,7 @@ def dense_eval(D, order, t_new, h, t, out):
             out[i] += D[j + 1, i] * pr
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def dense_comp(D, order, t_new, h, t, i):
     """Component ``i`` of ``dense_eval``."""
     v = D[0, i]
@@ -125,7 +125,7 @@ def dense_comp(D, order, t_new, h, t, i):
     return v
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def rms_scaled(v, scale):
     """``sqrt(mean((v / scale)^2))``."""
     n = v.shape[0]
@@ -136,7 +136,7 @@ def rms_scaled(v, scale):
     return math.sqrt(s / n)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def jacobian(mid, t, y, p, jm, fwork, ywork, fwork2):
     """Fill ``jm = df/dy (t, y)`` (analytic, else forward differences); returns rhs calls."""
     if kernels.has_jac(mid):
@@ -146,7 +146,7 @@ def jacobian(mid, t, y, p, jm, fwork, ywork, fwork2):
     return 1 + rodas.fd_jacobian(mid, t, y, p, fwork, jm, ywork, fwork2)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def form_lu(jm, c, lu, piv, sp):
     """Factor ``I - c J`` into ``lu, piv, sp`` (``rodas.lu_factor``); returns its status."""
     n = jm.shape[0]
@@ -157,7 +157,7 @@ def form_lu(jm, c, lu, piv, sp):
     return rodas.lu_factor(lu, piv, sp)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def solve_system(mid, t_new, y_predict, c, psi, lu, piv, sp, scale, tol, p, y, d, f, dy):
     """Simplified Newton iteration for the NDF system (SciPy's ``solve_bdf_system``).
 

@@ -75,7 +75,7 @@ ORDER = 5
 """Order of the propagated solution (the embedded one has order 4)."""
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def dp5_step(mid, t, h, y, p, k, ynew, ytmp, atol, rtol):
     """Attempt one Dormand-Prince 5(4) step of size ``h`` from ``(t, y)``.
 
@@ -146,7 +146,7 @@ def dp5_step(mid, t, h, y, p, k, ynew, ytmp, atol, rtol):
     return err
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def dp5_dense(y0, y1, h, k, dense):
     """Fill the dense-output rows ``r0..r4`` (see the module docstring) of the last step."""
     n = y0.shape[0]

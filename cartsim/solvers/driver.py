@@ -131,7 +131,7 @@ _D_BETA = 0.04
 _D_EXPO = 0.2 - 0.04 * 0.75
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def dense_eval(dense, theta, out):
     r"""Evaluate the dense output of the last step at ``theta = (t - t_old) / h`` into ``out``.
 
@@ -144,7 +144,7 @@ def dense_eval(dense, theta, out):
             dense[2, i] + theta * (dense[3, i] + th1 * dense[4, i])))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def dense_comp(dense, theta, i):
     """Component ``i`` of ``dense_eval(dense, theta)``."""
     th1 = 1.0 - theta
@@ -152,7 +152,7 @@ def dense_comp(dense, theta, i):
         dense[2, i] + theta * (dense[3, i] + th1 * dense[4, i])))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def apply_action(kind, idx, val, y, p, log_mask):
     """Apply one event/rule action (``ADD_STATE``, ``SET_PARAM``, ``ADD_PARAM``) in place."""
     if kind == ADD_STATE:
@@ -177,7 +177,7 @@ def apply_action(kind, idx, val, y, p, log_mask):
         p[idx] += val
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _fire_rules_above(t, y, p, log_mask, rule_idx, thr_s, rule_kind, rule_tgt, rule_val,
                       fired, rule_time):
     """Fire (in index order, repeatedly) every unfired rule whose state is above threshold now."""
@@ -195,7 +195,7 @@ def _fire_rules_above(t, y, p, log_mask, rule_idx, thr_s, rule_kind, rule_tgt, r
     return nfired
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _locate(dense, i, thr, g0, g1, t, h):
     """Illinois root of ``dense_comp(theta, i) - thr`` on [0, 1] with ``g0 <= 0 < g1``.
 
@@ -229,7 +229,7 @@ def _locate(dense, i, thr, g0, g1, t, h):
     return b
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _hinit(mid, t, y, p, f0, atol, rtol, order, hmax_eff, y1, f1):
     """Hairer's initial step-size heuristic (``HINIT`` of ``DOPRI5``); one rhs call."""
     n = y.shape[0]
@@ -262,7 +262,7 @@ def _hinit(mid, t, y, p, f0, atol, rtol, order, hmax_eff, y1, f1):
     return min(100.0 * h, h1, hmax_eff)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _all_finite(v):
     for i in range(v.shape[0]):
         if not math.isfinite(v[i]):
@@ -270,7 +270,7 @@ def _all_finite(v):
     return True
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, p, log_mask):
     """Apply all events with ``ev_t == t`` from position ``iev`` on; return the new position."""
     while iev < ev_t.shape[0] and ev_t[iev] == t:
@@ -279,7 +279,7 @@ def _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, p, log_mask):
     return iev
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _locate_bdf(D, order, t_new, h, i, thr, g0, g1):
     """``_locate`` on the BDF interpolating polynomial of the step ``[t_new - h, t_new]``."""
     t = t_new - h
@@ -311,7 +311,7 @@ def _locate_bdf(D, order, t_new, h, i, thr, g0, g1):
     return b
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _all_finite_2d(a):
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
@@ -320,7 +320,7 @@ def _all_finite_2d(a):
     return True
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
                    ev_t, ev_kind, ev_idx, ev_val,
                    rule_idx, rule_thr, rule_kind, rule_tgt, rule_val,
@@ -717,7 +717,7 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
     return status
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _order_factor(err, expo):
     """``err ** (-1 / expo)`` with ``0 -> inf`` and ``inf -> 0`` (as NumPy)."""
     if err == 0.0:
@@ -727,7 +727,7 @@ def _order_factor(err, expo):
     return err ** (-1.0 / expo)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def integrate(mid, method, y0, p, t_eval, t0, t1,
               ev_t, ev_kind, ev_idx, ev_val,
               rule_idx, rule_thr, rule_kind, rule_tgt, rule_val,
@@ -1131,7 +1131,7 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
     return status
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, error_model="numpy", parallel=True)
 def integrate_batch(mid, method, Y0, P, t_eval, t0, t1,
                     EV_T, EV_KIND, EV_IDX, EV_VAL, EV_N,
                     RULE_IDX, RULE_THR, RULE_KIND, RULE_TGT, RULE_VAL, RULE_N,

@@ -106,7 +106,7 @@ _SQRT_EPS = math.sqrt(2.220446049250313e-16)
 _CBRT_EPS = 2.220446049250313e-16 ** (1.0 / 3.0)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def lu_factor(a, piv, sp):
     """In-place LU factorisation with partial (row) pivoting, ``P A = L U``.
 
@@ -182,7 +182,7 @@ def lu_factor(a, piv, sp):
     return LU_OK
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def lu_solve(a, piv, sp, b):
     """Solve ``A x = b`` in place (``b`` becomes ``x``) from the output of ``lu_factor``."""
     n = a.shape[0]
@@ -207,7 +207,7 @@ def lu_solve(a, piv, sp, b):
         b[i] = s * a[i, i]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def fd_jacobian(mid, t, y, p, f0, jm, ywork, fwork):
     """Forward-difference Jacobian ``jm[:, j] = (f(t, y + d_j e_j) - f0) / d_j``.
 
@@ -230,7 +230,7 @@ def fd_jacobian(mid, t, y, p, f0, jm, ywork, fwork):
     return n
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def fd_dfdt(mid, t, y, p, fx, fwork):
     """Central-difference ``fx = df/dt (t, y)``; returns the number of right-hand-side calls."""
     n = y.shape[0]
@@ -245,7 +245,7 @@ def fd_dfdt(mid, t, y, p, fx, fwork):
     return 2
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def rodas_jacobian(mid, t, y, p, f0, jm, fx, ywork, fwork, autonomous):
     """Fill ``jm = df/dy`` (analytic or finite differences) and, if not autonomous, ``fx = df/dt``.
 
@@ -262,7 +262,7 @@ def rodas_jacobian(mid, t, y, p, f0, jm, fx, ywork, fwork, autonomous):
     return nfev
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def rodas_step(mid, t, h, y, p, f0, jm, fx, autonomous, lu, piv, sp, k, ynew, ytmp, dy, atol,
                rtol):
     """Attempt one Rodas4 step of size ``h`` from ``(t, y)``.
@@ -409,7 +409,7 @@ def rodas_step(mid, t, h, y, p, f0, jm, fx, autonomous, lu, piv, sp, k, ynew, yt
     return LU_OK, err
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def rodas_dense(y0, y1, k, dense):
     r"""Fill the dense-output coefficients of the last Rodas4 step.
 
