@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -173,8 +174,7 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
         "note": "states reported after any dose event at the same time (right-continuous)",
     }
     if n_pat > 1:
-        attrs["configs"] = yaml.safe_dump([_plain(dataclasses.asdict(s)) for s in scenarios],
-                                          sort_keys=False)
+        attrs["patient_overrides"] = patient_overrides(scenarios)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -194,3 +194,30 @@ def _plain(obj):
 def _yaml(scenario: Scenario) -> str:
     """The resolved scenario as YAML (the run's full configuration)."""
     return yaml.safe_dump(_plain(dataclasses.asdict(scenario)), sort_keys=False)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def patient_overrides(scenarios: list[Scenario]) -> str:
+    """JSON list, one dict per patient, of the dotted keys where it differs from patient 0.
+
+    Patient ``i``'s scenario is the ``config`` attribute with ``patient_overrides[i]``
+    applied (the same dotted keys as command-line overrides). JSON, not YAML: a
+    10,000-patient batch serialises in milliseconds.
+    """
+    flat = [_flat(_plain(dataclasses.asdict(s))) for s in scenarios]
+    base = flat[0]
+    diffs = [{k: v for k, v in f.items() if base.get(k, _MISSING) != v} for f in flat]
+    return json.dumps(diffs)
+
+
+_MISSING = object()

@@ -89,3 +89,15 @@ def test_tocilizumab_rule_fires_when_il6_crosses_threshold():
     assert crossed - 1.0 < day <= crossed
     assert float(ds["toci_conc"].sel(time=crossed + 1)) > 0
     assert float(ds["toci_conc"].sel(time=crossed - 1)) == 0
+
+
+def test_batch_records_each_patients_scenario():
+    import json
+
+    scs = [cartsim.Scenario(regimen=cartsim.Regimen(car_dose_per_kg=d),
+                            model=cartsim.ModelConfig(params={"rho_max": r}))
+           for d, r in ((1e6, 0.75), (2e6, 0.75), (1e6, 0.9))]
+    ds = cartsim.simulate(scs, method="bdf")
+    diffs = json.loads(ds.attrs["patient_overrides"])
+    assert diffs == [{}, {"regimen.car_dose_per_kg": 2e6}, {"model.params.rho_max": 0.9}]
+    assert yaml.safe_load(ds.attrs["config"])["regimen"]["car_dose_per_kg"] == 1e6
