@@ -191,6 +191,8 @@ class Cd7Model(Model):
     def observables(self, y: np.ndarray, p: np.ndarray, info: dict) -> dict[str, Observable]:
         """Assay-level outputs.
 
+        Cell populations below one cell count as absent (0): the ln-state floor
+        (``cell_floor``) and sub-cellular remnants of an ODE are not cells.
         ``y`` holds linear state values, shape (patient, time, state); ``p`` the
         kernel parameter vectors, shape (patient, n_p); ``info`` per-patient
         arrays of shape (patient,) from :meth:`build` (blood volume, VCN,
@@ -201,13 +203,17 @@ class Cd7Model(Model):
         def col(a):  # per-patient value -> broadcast over time
             return np.asarray(a, dtype=float)[:, None]
 
+        def present(x):  # below one cell a population is absent: report 0, not the floor
+            return np.where(x >= 1.0, x, 0.0)
+
         bv_ul = col(info["blood_volume_ul"])
         f_l = phys["f_blood_lymph"]
-        car = y[..., K.S_E] + y[..., K.S_M] + y[..., K.S_X]
+        car = present(y[..., K.S_E] + y[..., K.S_M] + y[..., K.S_X])
         car_ul = f_l * car / bv_ul
-        t7_ul = f_l * y[..., K.S_T7] / bv_ul
-        t0_ul = f_l * y[..., K.S_T0] / bv_ul
-        blasts = y[..., K.S_B7] + y[..., K.S_B0]
+        t7_ul = f_l * present(y[..., K.S_T7]) / bv_ul
+        t0_ul = f_l * present(y[..., K.S_T0]) / bv_ul
+        b0 = present(y[..., K.S_B0])
+        blasts = present(y[..., K.S_B7]) + b0
         blast_ul = phys["f_blood_blast"] * blasts / bv_ul
         anc = col(info["anc0_per_ul"]) * y[..., K.S_MN]
         wbc = phys["myeloid_to_anc"] * anc + car_ul + t7_ul + t0_ul + blast_ul
@@ -216,16 +222,19 @@ class Cd7Model(Model):
                 col(info["vcn"]) * car_ul / wbc * phys["genomes_per_ug"], "copies/ug",
                 "CAR transgene copies per ug genomic DNA of blood (qPCR)"),
             "car_cells_per_ul": Observable(car_ul, "cells/uL", "CAR-T cells per uL blood (flow)"),
-            "car_pct_of_t": Observable(100.0 * car_ul / (car_ul + t7_ul + t0_ul), "%",
-                                       "CAR+ cells as % of CD3+ T cells in blood (flow)"),
+            "car_pct_of_t": Observable(
+                100.0 * np.divide(car_ul, car_ul + t7_ul + t0_ul, out=np.zeros_like(car_ul),
+                                  where=(car_ul + t7_ul + t0_ul) > 0), "%",
+                "CAR+ cells as % of CD3+ T cells in blood (flow)"),
             "car_total": Observable(car, "cells", "all CAR-T cells (whole body)"),
             "marrow_blast_pct": Observable(
                 100.0 * blasts / (blasts + col(p[:, K.P_NMARROW])), "%",
                 "marrow blasts (% of nucleated marrow cells)"),
-            "blast_cd7neg_pct": Observable(100.0 * y[..., K.S_B0] / blasts, "%",
-                                           "CD7-negative share of blasts"),
+            "blast_cd7neg_pct": Observable(
+                100.0 * np.divide(b0, blasts, out=np.zeros_like(b0), where=blasts > 0), "%",
+                "CD7-negative share of blasts (0 when no blast is left)"),
             "em_volume_cm3": Observable(
-                y[..., K.S_L] / phys["cells_per_cm3"] * col(p[:, K.D_EMPRES]), "cm3",
+                present(y[..., K.S_L]) / phys["cells_per_cm3"] * col(p[:, K.D_EMPRES]), "cm3",
                 "extramedullary mass volume"),
             "t_cd7pos_per_ul": Observable(t7_ul, "cells/uL", "normal CD7+ T/NK cells per uL blood"),
             "t_cd7neg_per_ul": Observable(t0_ul, "cells/uL", "normal CD7- T cells per uL blood"),

@@ -101,3 +101,13 @@ def test_batch_records_each_patients_scenario():
     diffs = json.loads(ds.attrs["patient_overrides"])
     assert diffs == [{}, {"regimen.car_dose_per_kg": 2e6}, {"model.params.rho_max": 0.9}]
     assert yaml.safe_load(ds.attrs["config"])["regimen"]["car_dose_per_kg"] == 1e6
+
+
+def test_absent_populations_are_reported_as_zero(ds):
+    one = ds.isel(patient=0)
+    # before the infusion there is no CAR-T cell: the ln-state floor must not leak out
+    assert float(one["car_copies_per_ug"].sel(time=-1)) == 0.0
+    assert float(one["car_cells_per_ul"].sel(time=-1)) == 0.0
+    assert float(one["car_copies_per_ug"].sel(time=1)) > 0.0
+    # no extramedullary disease in the default T-ALL patient
+    assert float(one["em_volume_cm3"].max()) == 0.0
