@@ -280,6 +280,38 @@ def _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, p, log_mask):
 
 
 @nb.njit(cache=True, error_model="numpy")
+def _begin(t0, t1, t_eval, y, pp, log_mask, ev_t, ev_kind, ev_idx, ev_val,
+           rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired, rule_time, y_out):
+    """Start of an integration, shared by every method.
+
+    NaN rows for outputs before ``t0``, skip events before ``t0``, apply the events
+    and rules at ``t0``, write the outputs at ``t0``. Returns ``(iout, iev, status)``.
+    """
+    n = y.shape[0]
+    nt = t_eval.shape[0]
+    nev = ev_t.shape[0]
+    iout = 0
+    while iout < nt and t_eval[iout] < t0:
+        for i in range(n):
+            y_out[iout, i] = np.nan
+        iout += 1
+    iev = 0
+    while iev < nev and ev_t[iev] < t0:
+        iev += 1
+    if t0 <= t1:
+        iev = _apply_events_at(t0, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
+    _fire_rules_above(t0, y, pp, log_mask, rule_idx, thr_s, rule_kind, rule_tgt, rule_val,
+                      fired, rule_time)
+    if not _all_finite(y):
+        return iout, iev, NONFINITE
+    while iout < nt and t_eval[iout] <= t0 and t0 <= t1:
+        for i in range(n):
+            y_out[iout, i] = y[i]
+        iout += 1
+    return iout, iev, SUCCESS
+
+
+@nb.njit(cache=True, error_model="numpy")
 def _locate_bdf(D, order, t_new, h, i, thr, g0, g1):
     """``_locate`` on the BDF interpolating polynomial of the step ``[t_new - h, t_new]``."""
     t = t_new - h
@@ -386,30 +418,12 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
     nsteps = 0
     status = SUCCESS
 
-    iout = 0
-    while iout < nt and t_eval[iout] < t0:
-        for i in range(n):
-            y_out[iout, i] = np.nan
-        iout += 1
-    iev = 0
-    while iev < nev and ev_t[iev] < t0:
-        iev += 1
-
     t = t0
     span = abs(t1 - t0)
     hmax_eff = hmax if hmax > 0.0 else max(span, 1e-300)
-
-    if t0 <= t1:
-        iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
-    _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind, rule_tgt, rule_val,
-                      fired, rule_time)
-    if not _all_finite(y):
-        status = NONFINITE
-    else:
-        while iout < nt and t_eval[iout] <= t and t <= t1:
-            for i in range(n):
-                y_out[iout, i] = y[i]
-            iout += 1
+    iout, iev, status = _begin(t0, t1, t_eval, y, pp, log_mask, ev_t, ev_kind, ev_idx, ev_val,
+                               rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired,
+                               rule_time, y_out)
 
     h_abs = 0.0
     order = 1
@@ -826,31 +840,12 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
     nsteps = 0
     status = SUCCESS
 
-    iout = 0
-    while iout < nt and t_eval[iout] < t0:
-        for i in range(n):
-            y_out[iout, i] = np.nan
-        iout += 1
-    iev = 0
-    while iev < nev and ev_t[iev] < t0:
-        iev += 1
-
     t = t0
     span = abs(t1 - t0)
     hmax_eff = hmax if hmax > 0.0 else max(span, 1e-300)
-
-    # events and rules at t0
-    if t0 <= t1:
-        iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
-    _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind, rule_tgt, rule_val,
-                      fired, rule_time)
-    if not _all_finite(y):
-        status = NONFINITE
-    else:
-        while iout < nt and t_eval[iout] <= t and t <= t1:
-            for i in range(n):
-                y_out[iout, i] = y[i]
-            iout += 1
+    iout, iev, status = _begin(t0, t1, t_eval, y, pp, log_mask, ev_t, ev_kind, ev_idx, ev_val,
+                               rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired,
+                               rule_time, y_out)
 
     h = 0.0
     h_prop = 0.0
