@@ -280,6 +280,34 @@ def _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, p, log_mask):
 
 
 @nb.njit(cache=True, error_model="numpy")
+def _arrive(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask,
+            rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired, rule_time):
+    """Apply the events at ``t`` and fire the rules already above threshold.
+
+    Returns ``(iev, nchg)``: the next event index and how many events/rules acted
+    (``nchg > 0`` means the integration must restart).
+    """
+    first = iev
+    iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
+    nchg = iev - first
+    nchg += _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind, rule_tgt,
+                              rule_val, fired, rule_time)
+    return iev, nchg
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _hold(y_out, iout, t_eval, t, y, inclusive):
+    """Write the current state ``y`` to every pending output before ``t`` (or at it)."""
+    nt = t_eval.shape[0]
+    n = y.shape[0]
+    while iout < nt and (t_eval[iout] < t or (inclusive and t_eval[iout] == t)):
+        for i in range(n):
+            y_out[iout, i] = y[i]
+        iout += 1
+    return iout
+
+
+@nb.njit(cache=True, error_model="numpy")
 def _begin(t0, t1, t_eval, y, pp, log_mask, ev_t, ev_kind, ev_idx, ev_val,
            rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired, rule_time, y_out):
     """Start of an integration, shared by every method.
@@ -442,25 +470,17 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
 
         if tseg - t <= hmin:
             # negligible remaining segment: jump to it without a step
-            while iout < nt and t_eval[iout] < tseg:
-                for i in range(n):
-                    y_out[iout, i] = y[i]
-                iout += 1
+            iout = _hold(y_out, iout, t_eval, tseg, y, False)
             t = tseg
-            nchg = iev
-            iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
-            nchg = iev - nchg
-            nchg += _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind,
-                                      rule_tgt, rule_val, fired, rule_time)
+            iev, nchg = _arrive(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask,
+                                 rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired,
+                                 rule_time)
             if nchg > 0:
                 restart = True
                 if not _all_finite(y):
                     status = NONFINITE
                     break
-            while iout < nt and t_eval[iout] <= t:
-                for i in range(n):
-                    y_out[iout, i] = y[i]
-                iout += 1
+            iout = _hold(y_out, iout, t_eval, t, y, True)
             continue
 
         if restart:
@@ -659,10 +679,7 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
             if not _all_finite(y):
                 status = NONFINITE
                 break
-            while iout < nt and t_eval[iout] <= t:
-                for i in range(n):
-                    y_out[iout, i] = y[i]
-                iout += 1
+            iout = _hold(y_out, iout, t_eval, t, y, True)
             continue
 
         # dense output onto t_eval strictly inside the step
@@ -703,20 +720,15 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
             lu_ok = False
 
         if last:
-            nchg = iev
-            iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
-            nchg = iev - nchg
-            nchg += _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind,
-                                      rule_tgt, rule_val, fired, rule_time)
+            iev, nchg = _arrive(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask,
+                                 rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired,
+                                 rule_time)
             if nchg > 0:
                 restart = True
                 if not _all_finite(y):
                     status = NONFINITE
                     break
-        while iout < nt and t_eval[iout] <= t:
-            for i in range(n):
-                y_out[iout, i] = y[i]
-            iout += 1
+        iout = _hold(y_out, iout, t_eval, t, y, True)
 
     while iout < nt:
         for i in range(n):
@@ -868,16 +880,11 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
 
         if tseg - t <= hmin:
             # negligible remaining segment: jump to it without a step
-            while iout < nt and t_eval[iout] < tseg:
-                for i in range(n):
-                    y_out[iout, i] = y[i]
-                iout += 1
+            iout = _hold(y_out, iout, t_eval, tseg, y, False)
             t = tseg
-            nchg = iev
-            iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
-            nchg = iev - nchg
-            nchg += _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind,
-                                      rule_tgt, rule_val, fired, rule_time)
+            iev, nchg = _arrive(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask,
+                                 rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired,
+                                 rule_time)
             if nchg > 0:
                 f_ok = False
                 jac_ok = False
@@ -887,10 +894,7 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
                 if not _all_finite(y):
                     status = NONFINITE
                     break
-            while iout < nt and t_eval[iout] <= t:
-                for i in range(n):
-                    y_out[iout, i] = y[i]
-                iout += 1
+            iout = _hold(y_out, iout, t_eval, t, y, True)
             continue
 
         if not f_ok:
@@ -1060,10 +1064,7 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
                 if not _all_finite(y):
                     status = NONFINITE
                     break
-                while iout < nt and t_eval[iout] <= t:
-                    for i in range(n):
-                        y_out[iout, i] = y[i]
-                    iout += 1
+                iout = _hold(y_out, iout, t_eval, t, y, True)
                 continue
 
             # dense output onto t_eval strictly inside the step
@@ -1088,11 +1089,9 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
             h = hnew
             h_prop = hp
             if last:
-                nchg = iev
-                iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
-                nchg = iev - nchg
-                nchg += _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind,
-                                          rule_tgt, rule_val, fired, rule_time)
+                iev, nchg = _arrive(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask,
+                                     rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired,
+                                     rule_time)
                 if nchg > 0:
                     f_ok = False
                     jac_ok = False
@@ -1100,10 +1099,7 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
                     if not _all_finite(y):
                         status = NONFINITE
                         break
-            while iout < nt and t_eval[iout] <= t:
-                for i in range(n):
-                    y_out[iout, i] = y[i]
-                iout += 1
+            iout = _hold(y_out, iout, t_eval, t, y, True)
         else:
             # ------------------------------------------------------------ rejected
             nreject += 1
