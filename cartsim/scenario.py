@@ -165,6 +165,10 @@ class Patient:
         return math.sqrt(self.height_cm * self.weight_kg / 3600.0)
 
 
+HSCT_CRITERIA = ("mrd_negative_cr", "cr", "all")
+"""Who receives a consolidative HSCT on ``Regimen.hsct_day``."""
+
+
 @dataclass
 class Regimen:
     """Lymphodepletion, CAR-T dosing and interventions. Days are relative to CAR-T day 0.
@@ -185,6 +189,13 @@ class Regimen:
     steroid_il6_threshold : give dexamethasone when IL-6 first exceeds this (pg/mL); null = never.
     steroid_days : scheduled dexamethasone days (day).
     steroid_mg : dexamethasone dose (mg).
+    reinfusion_days : days of CAR-T re-infusion (day), after the first infusion; no repeat
+        lymphodepletion. Each gives ``reinfusion_dose_per_kg`` of the same product.
+    reinfusion_dose_per_kg : CAR+ cells per kg per re-infusion (cells/kg).
+    hsct_day : day of a consolidative allogeneic HSCT (day); null = none. Given only to
+        patients who meet ``hsct_criterion`` on that day (decided on the simulated marrow).
+    hsct_criterion : ``mrd_negative_cr`` (marrow blasts < 1e-4, flow-MRD negative),
+        ``cr`` (marrow blasts < 5%) or ``all``.
     """
 
     flu_mg_m2: float = 30.0
@@ -202,6 +213,10 @@ class Regimen:
     steroid_il6_threshold: float | None = None
     steroid_days: list[float] = field(default_factory=list)
     steroid_mg: float = 10.0
+    reinfusion_days: list[float] = field(default_factory=list)
+    reinfusion_dose_per_kg: float = 1e6
+    hsct_day: float | None = None
+    hsct_criterion: str = "mrd_negative_cr"
 
     def __post_init__(self) -> None:
         _range("regimen.flu_mg_m2", self.flu_mg_m2, 0.0, 200.0)
@@ -211,7 +226,8 @@ class Regimen:
         _range("regimen.car_dose_per_kg", self.car_dose_per_kg, 0.0, 1e10)
         _range("regimen.toci_mg_kg", self.toci_mg_kg, 0.0, 20.0)
         _range("regimen.steroid_mg", self.steroid_mg, 0.0, 1000.0)
-        for name in ("ld_days", "car_days", "toci_days", "steroid_days"):
+        _range("regimen.reinfusion_dose_per_kg", self.reinfusion_dose_per_kg, 0.0, 1e10)
+        for name in ("ld_days", "car_days", "toci_days", "steroid_days", "reinfusion_days"):
             days = list(getattr(self, name))
             for i, d in enumerate(days):
                 _finite(f"regimen.{name}[{i}]", d)
@@ -227,6 +243,13 @@ class Regimen:
         if self.ld_days:
             _check(self.ld_days[-1] < self.car_days[0], "regimen.ld_days", self.ld_days,
                    f"days before the first CAR-T day ({self.car_days[0]})")
+        if self.reinfusion_days:
+            _check(self.reinfusion_days[0] > self.car_days[0], "regimen.reinfusion_days",
+                   self.reinfusion_days, f"days after the first CAR-T day ({self.car_days[0]})")
+        _check(self.hsct_criterion in HSCT_CRITERIA, "regimen.hsct_criterion",
+               self.hsct_criterion, "one of " + ", ".join(HSCT_CRITERIA))
+        if self.hsct_day is not None:
+            _range("regimen.hsct_day", self.hsct_day, self.car_days[0], None, lo_open=True)
         for name in ("toci_il6_threshold", "steroid_il6_threshold"):
             v = getattr(self, name)
             if v is not None:

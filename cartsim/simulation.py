@@ -83,9 +83,37 @@ def simulate(scenarios, *, method: str | None = None) -> xr.Dataset:
     meth = method or solver.method
     if meth == "auto":
         meth = model.default_method
-    result = solve_problems(model, problems, t_eval, method=meth, rtol=solver.rtol,
-                            atol=model.atol * solver.atol_scale, max_steps=solver.max_steps)
+    opts = dict(method=meth, rtol=solver.rtol, atol=model.atol * solver.atol_scale,
+                max_steps=solver.max_steps)
+    _plan_hsct(model, scs, problems, opts)
+    result = solve_problems(model, problems, t_eval, **opts)
     return to_dataset(model, problems, t_eval, result, scs, method=meth)
+
+
+def _plan_hsct(model: Model, scs: list[Scenario], problems: list[Problem], opts: dict) -> None:
+    """Add transplant events for patients who meet their HSCT criterion on ``hsct_day``.
+
+    The decision needs the simulated marrow on that day, so patients with an HSCT day
+    are first integrated up to it (one batch per distinct day and criterion, output at
+    that day only); the eligible ones get the transplant events of ``model.add_hsct``.
+    """
+    groups: dict[tuple[float, str], list[int]] = {}
+    for i, s in enumerate(scs):
+        if s.regimen.hsct_day is not None:
+            groups.setdefault((float(s.regimen.hsct_day), s.regimen.hsct_criterion), []).append(i)
+    if not groups:
+        return
+    if not getattr(model, "supports_hsct", False):
+        raise ValueError(f"regimen.hsct_day is set but model {model.name!r} has no transplant "
+                         f"model; use model=cd7")
+    for (day, criterion), idx in groups.items():
+        pre = solve_problems(model, [problems[i] for i in idx], np.array([day]), **opts)
+        y = model.to_linear(np.asarray(pre.y)[:, 0, :])
+        p = np.stack([problems[i].p for i in idx])
+        ok = model.hsct_eligible(y, p, criterion) & (np.asarray(pre.status) == 0)
+        for i, eligible in zip(idx, ok):
+            if eligible:
+                model.add_hsct(problems[i], day, scs[i].patient.weight_kg)
 
 
 def solve_problems(model: Model, problems: list[Problem], t_eval: np.ndarray, *, method: str,
@@ -153,6 +181,9 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
                                          ("n_rhs", "right-hand-side evaluations"),
                                          ("n_jac", "Jacobian evaluations"))):
         data_vars[nm] = (("patient",), stats[:, j], {"long_name": long_name, "units": "1"})
+    if "hsct_day" in info:
+        data_vars["hsct_day"] = (("patient",), info["hsct_day"].astype(float), {
+            "units": "day", "long_name": "day of consolidative allogeneic HSCT (NaN: none)"})
     rule_names = problems[0].info.get("rule_names", [])
     rt = np.asarray(result.rule_time)
     for j, nm in enumerate(rule_names):

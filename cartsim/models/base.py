@@ -17,8 +17,9 @@ import numpy as np
 from cartsim.parameters.base import ParameterSet
 
 #: Event kinds understood by the solver (``cartsim.solvers``): add an amount
-#: (linear units) to a state, set a parameter slot, add to a parameter slot.
-ADD_STATE, SET_PARAM, ADD_PARAM = 0, 1, 2
+#: (linear units) to a state, set a parameter slot, add to a parameter slot,
+#: multiply a state (linear units) by a factor.
+ADD_STATE, SET_PARAM, ADD_PARAM, MUL_STATE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)

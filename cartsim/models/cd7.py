@@ -25,9 +25,17 @@ from __future__ import annotations
 import numpy as np
 
 from cartsim.models import cd7_kernel as K
-from cartsim.models.base import ADD_PARAM, ADD_STATE, Model, Observable, Problem, StateSpec
+from cartsim.models.base import (
+    ADD_PARAM,
+    ADD_STATE,
+    MUL_STATE,
+    Model,
+    Observable,
+    Problem,
+    StateSpec,
+)
 from cartsim.parameters.base import ParameterSet
-from cartsim.parameters.cd7 import CD7_LD_PK, CD7_PARAMETERS, CD7_PHYSIOLOGY
+from cartsim.parameters.cd7 import CD7_HSCT, CD7_LD_PK, CD7_PARAMETERS, CD7_PHYSIOLOGY
 
 _CELL_LONG = {
     "car_eff": "effector CAR-T cells (whole body)",
@@ -79,6 +87,8 @@ class Cd7Model(Model):
     default_method = "rodas4"
     physiology: ParameterSet = CD7_PHYSIOLOGY
     ld_pk: ParameterSet = CD7_LD_PK
+    hsct: ParameterSet = CD7_HSCT
+    supports_hsct = True
 
     @property
     def parameters(self) -> ParameterSet:
@@ -118,6 +128,7 @@ class Cd7Model(Model):
         blasts = pat.marrow_blast_pct / (100.0 - pat.marrow_blast_pct) * params[
             "marrow_normal_cells"].value
         x0 = np.full(K.N_CELL, floor)
+        x0[[K.S_E, K.S_M, K.S_X]] = phys["car_floor"]
         x0[K.S_B7] = max(blasts * (1.0 - pat.cd7neg_blast_fraction), floor)
         x0[K.S_B0] = max(blasts * pat.cd7neg_blast_fraction, 1.0)
         x0[K.S_L] = dis.em_volume_cm3 * phys["cells_per_cm3"] if dis.em_volume_cm3 > 0 else floor
@@ -153,8 +164,10 @@ class Cd7Model(Model):
                     events.append((day + dur_h / 24.0, ADD_PARAM, slot, -rate))
         total_cells = reg.car_dose_per_kg * wt
         f_mem, f_exh = prod.memory_fraction, prod.exhausted_fraction
-        for day, frac in zip(reg.car_days, reg.car_fractions):
-            dose = total_cells * frac
+        infusions = [(day, total_cells * frac) for day, frac in zip(reg.car_days,
+                                                                     reg.car_fractions)]
+        infusions += [(day, reg.reinfusion_dose_per_kg * wt) for day in reg.reinfusion_days]
+        for day, dose in infusions:
             for state, share in ((K.S_E, 1.0 - f_mem - f_exh), (K.S_M, f_mem), (K.S_X, f_exh)):
                 if dose * share > 0.0:
                     events.append((day, ADD_STATE, state, dose * share))
@@ -180,12 +193,50 @@ class Cd7Model(Model):
             "car_cells_total": total_cells,
             "vcn": prod.vcn,
             "anc0_per_ul": pat.anc_per_ul,
+            "hsct_day": np.nan,
             "rule_names": [n for n, thr in (("tocilizumab", reg.toci_il6_threshold),
                                             ("dexamethasone", reg.steroid_il6_threshold))
                            if thr is not None],
         }
         return Problem(y0=y0, p=p, t0=min(t0, first_event), events=events, rules=rules,
                        info=info)
+
+    # -- consolidative allo-HSCT ------------------------------------------------------------
+    def hsct_eligible(self, y: np.ndarray, p: np.ndarray, criterion: str) -> np.ndarray:
+        """Which patients meet the HSCT criterion, from linear states ``y[patient, state]``.
+
+        ``mrd_negative_cr``: marrow blasts (present cells) below 1e-4 of nucleated marrow
+        cells, the flow-MRD level at which patients in CR are consolidated (Pan 2021 JCO
+        39:3340); ``cr``: below 5%; ``all``: everyone. A failed solve (NaN) is never eligible.
+        """
+        blasts = np.where(y[:, K.S_B7] >= 1.0, y[:, K.S_B7], 0.0) + np.where(
+            y[:, K.S_B0] >= 1.0, y[:, K.S_B0], 0.0)
+        frac = blasts / (blasts + p[:, K.P_NMARROW])
+        limit = {"mrd_negative_cr": 1e-4, "cr": 0.05, "all": np.inf}[criterion]
+        return np.isfinite(y).all(axis=1) & (frac < limit)
+
+    def add_hsct(self, problem: Problem, day: float, weight_kg: float) -> None:
+        """Append the transplant-day events to ``problem`` (parameters: ``CD7_HSCT``).
+
+        Conditioning multiplies blasts and extramedullary cells by ``10**-log10_kill``,
+        CAR-T cells by ``hsct_car_survival``, recipient T cells by ``hsct_t_survival`` and
+        myeloid precursors by ``hsct_myeloid_survival``; the graft then adds donor T cells
+        (CD7+/CD7- in the baseline proportion). Graft-versus-leukemia and GVHD are not
+        modelled (transplant-related mortality is part of the death model).
+        """
+        h = {k: v.value for k, v in self.hsct.items()}
+        cd7neg = self.physiology["cd7neg_t_frac"].value
+        kill = 10.0 ** -h["hsct_blast_log10_kill"]
+        graft = h["hsct_graft_t_per_kg"] * weight_kg
+        ev = [(day, MUL_STATE, K.S_B7, kill), (day, MUL_STATE, K.S_B0, kill),
+              (day, MUL_STATE, K.S_L, kill)]
+        ev += [(day, MUL_STATE, s, h["hsct_car_survival"]) for s in (K.S_E, K.S_M, K.S_X)]
+        ev += [(day, MUL_STATE, s, h["hsct_t_survival"]) for s in (K.S_T7, K.S_T0)]
+        ev += [(day, MUL_STATE, K.S_MP, h["hsct_myeloid_survival"]),
+               (day, ADD_STATE, K.S_T7, graft * (1.0 - cd7neg)),
+               (day, ADD_STATE, K.S_T0, graft * cd7neg)]
+        problem.events = list(problem.events) + ev
+        problem.info["hsct_day"] = float(day)
 
     # -- states -> assays -------------------------------------------------------------------
     def observables(self, y: np.ndarray, p: np.ndarray, info: dict) -> dict[str, Observable]:

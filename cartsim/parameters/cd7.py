@@ -293,6 +293,11 @@ CD7_PHYSIOLOGY = ParameterSet(
           "mass) is held at this count so that its logarithm exists; counts below one cell "
           "are reported as zero",
           "floor of log-transformed cell states"),
+        P("car_floor", 1e-250, "cells", 1e-300, 1e-6,
+          "numerical: CAR-T states before infusion start this far below one cell, so that "
+          "antigen-driven growth of an absent population (ln-state artefact) cannot reach one "
+          "cell within any simulated horizon, even with no CAR-T dose at all",
+          "floor of the log-transformed CAR-T states before infusion"),
         P("toci_volume_l", 6.4, "L", 1.0, 20.0,
           "assumption: tocilizumab central + peripheral volume ~6.4 L (label)",
           "distribution volume of tocilizumab"),
@@ -318,4 +323,33 @@ CD7_LD_PK = ParameterSet(
         P("cy_bsa_exp", 0.861, "-", 0.0, 2.0, f"{AHMED}", "BSA exponent of Cy CL and V"),
     ],
     name="cd7 lymphodepletion PK",
+)
+
+#: Consolidative allogeneic HSCT (``Regimen.hsct_day``): what conditioning and the graft
+#: do to the model's cell states on the day of transplant (not seen by the kernel).
+CD7_HSCT = ParameterSet(
+    [
+        P("hsct_blast_log10_kill", 3.0, "log10", 0.0, 8.0,
+          "assumption: myeloablative TBI- or busulfan-based conditioning gives a few logs of "
+          "leukemia kill (log-kill model of Skipper 1964 Cancer Chemother Rep 35:1); 3 logs "
+          "keeps relapse after transplant possible from MRD-positive residual disease",
+          "log10 reduction of blasts and extramedullary cells by conditioning"),
+        P("hsct_car_survival", 0.0, "-", 0.0, 1.0,
+          "assumption: conditioning (with ATG) eliminates CAR-T cells; any survivors would "
+          "re-expand on the graft's CD7+ donor T cells, which transplanted patients in the "
+          "CD7 CAR-T trials (Pan 2021 JCO 39:3340, Lu 2022 Blood 140:321) did not show",
+          "fraction of CAR-T cells surviving conditioning"),
+        P("hsct_t_survival", 1e-3, "-", 0.0, 1.0,
+          "assumption: myeloablative conditioning with ATG ablates recipient T cells",
+          "fraction of recipient normal T cells surviving conditioning"),
+        P("hsct_graft_t_per_kg", 2e8, "cells/kg", 0.0, 1e10,
+          "assumption: a G-CSF-mobilised peripheral-blood stem-cell graft typically carries "
+          "~1-3e8 CD3+ cells/kg; the middle of that range",
+          "donor T cells infused with the graft"),
+        P("hsct_myeloid_survival", 0.02, "-", 0.0, 1.0,
+          "assumption: conditioning leaves ~2% of myeloid precursors, giving neutrophil "
+          "engraftment around day +14-21 with the myeloid transit model",
+          "fraction of myeloid precursors surviving conditioning"),
+    ],
+    name="cd7 allogeneic HSCT",
 )

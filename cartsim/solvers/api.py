@@ -31,6 +31,7 @@ from cartsim.solvers.driver import (
     METHOD_BDF,
     METHOD_DP5,
     METHOD_RODAS4,
+    MUL_STATE,
     NONFINITE,
     SET_PARAM,
     SINGULAR,
@@ -50,12 +51,14 @@ STATUS_NAMES = {
 METHODS = {"rodas4": METHOD_RODAS4, "dp5": METHOD_DP5, "bdf": METHOD_BDF}
 """Method name -> driver method code."""
 
-KIND_NAMES = {ADD_STATE: "add_state", SET_PARAM: "set_param", ADD_PARAM: "add_param"}
+KIND_NAMES = {ADD_STATE: "add_state", SET_PARAM: "set_param", ADD_PARAM: "add_param",
+              MUL_STATE: "mul_state"}
 """Event/rule action kind -> name."""
 
 __all__ = [
     "ADD_PARAM",
     "ADD_STATE",
+    "MUL_STATE",
     "SET_PARAM",
     "BatchResult",
     "EventTable",
@@ -81,13 +84,21 @@ def _kinds_ok(kind, name):
                          f"({KIND_NAMES}); got {kind[bad][:5].tolist()}")
 
 
+def _factors_ok(kind, val, name):
+    bad = (kind == MUL_STATE) & ~(val >= 0.0)
+    if bad.any():
+        raise ValueError(f"{name}: a mul_state factor must be a number >= 0; got "
+                         f"{val[bad][:5].tolist()}")
+
+
 @dataclass
 class EventTable:
     """Scheduled events of one patient: at time ``t[i]`` apply action ``kind[i]`` to ``idx[i]``.
 
     Kinds: ``ADD_STATE`` (0) adds ``val`` to state ``idx`` in linear units (log states
     are handled), ``SET_PARAM`` (1) sets ``p[idx] = val``, ``ADD_PARAM`` (2) adds ``val``
-    to ``p[idx]``. Events at the same time are applied in table order. The solver
+    to ``p[idx]``, ``MUL_STATE`` (3) multiplies state ``idx`` by ``val >= 0`` (linear
+    units). Events at the same time are applied in table order. The solver
     requires the table sorted by time; ``from_lists`` and ``merge`` sort stably.
     """
 
@@ -111,6 +122,7 @@ class EventTable:
         if np.isnan(self.val).any():
             raise ValueError("EventTable.val must not be NaN")
         _kinds_ok(self.kind, "EventTable.kind")
+        _factors_ok(self.kind, self.val, "EventTable.val")
         if (self.idx < 0).any():
             raise ValueError("EventTable.idx must be >= 0")
 
@@ -179,6 +191,7 @@ class RuleTable:
         if np.isnan(self.thr).any() or np.isnan(self.val).any():
             raise ValueError("RuleTable.thr and RuleTable.val must not be NaN")
         _kinds_ok(self.kind, "RuleTable.kind")
+        _factors_ok(self.kind, self.val, "RuleTable.val")
         if (self.idx < 0).any() or (self.tgt < 0).any():
             raise ValueError("RuleTable.idx and RuleTable.tgt must be >= 0")
 
@@ -395,7 +408,7 @@ def solve_batch(model_id, y0, p, t_eval, t0, t1, events, rules, log_mask,
         if not e.is_sorted():
             e = e.sorted()
         k = len(e)
-        lim = np.where(e.kind == ADD_STATE, n, n_p)
+        lim = np.where(np.isin(e.kind, (ADD_STATE, MUL_STATE)), n, n_p)
         bad = e.idx >= lim
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
@@ -421,7 +434,7 @@ def solve_batch(model_id, y0, p, t_eval, t0, t1, events, rules, log_mask,
         m = len(r)
         if (r.idx >= n).any():
             raise ValueError(f"rules[{i}]: state idx out of range (n={n}): {r.idx.tolist()}")
-        lim = np.where(r.kind == ADD_STATE, n, n_p)
+        lim = np.where(np.isin(r.kind, (ADD_STATE, MUL_STATE)), n, n_p)
         if (r.tgt >= lim).any():
             raise ValueError(f"rules[{i}]: tgt out of range for its kind (n={n}, n_p={n_p})")
         RULE_IDX[i, :m] = r.idx

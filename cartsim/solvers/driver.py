@@ -24,7 +24,9 @@ Conventions
 * Event and rule kinds: ``ADD_STATE`` (0) adds ``val`` to state ``idx`` in linear
   units (for a log state ``y = ln(exp(y) + val)``, floored at ``ln(1e-30)`` when
   the linear result would be <= 0); ``SET_PARAM`` (1) ``p[idx] = val``;
-  ``ADD_PARAM`` (2) ``p[idx] += val``. Actions work on a private copy of ``p``.
+  ``ADD_PARAM`` (2) ``p[idx] += val``; ``MUL_STATE`` (3) multiplies state ``idx`` by
+  ``val >= 0`` in linear units (``y += ln(val)`` for a log state, floored at ``ln(1e-30)``;
+  a log-kill such as transplant conditioning). Actions work on a private copy of ``p``.
 * Rules: rule ``j`` fires once, the first time state ``rule_idx[j]`` exceeds
   ``rule_thr[j]`` (linear units; strict ``>``). It is tested (a) at ``t0`` after the
   events at ``t0``, and after every event or rule action ("already above" fires
@@ -115,6 +117,7 @@ METHOD_BDF = 4
 ADD_STATE = 0
 SET_PARAM = 1
 ADD_PARAM = 2
+MUL_STATE = 3
 
 LOG_FLOOR = 1e-30
 """Linear value a log state is floored at when an ``ADD_STATE`` would make it <= 0."""
@@ -154,7 +157,7 @@ def dense_comp(dense, theta, i):
 
 @nb.njit(cache=True, error_model="numpy")
 def apply_action(kind, idx, val, y, p, log_mask):
-    """Apply one event/rule action (``ADD_STATE``, ``SET_PARAM``, ``ADD_PARAM``) in place."""
+    """Apply one event/rule action (``ADD_STATE``, ``SET_PARAM``, ``ADD_PARAM``, ``MUL_STATE``)."""
     if kind == ADD_STATE:
         if log_mask[idx]:
             yi = y[idx]
@@ -175,6 +178,14 @@ def apply_action(kind, idx, val, y, p, log_mask):
         p[idx] = val
     elif kind == ADD_PARAM:
         p[idx] += val
+    elif kind == MUL_STATE:
+        if log_mask[idx]:
+            if val > LOG_FLOOR:
+                y[idx] = max(y[idx] + math.log(val), math.log(LOG_FLOOR))
+            else:
+                y[idx] = math.log(LOG_FLOOR)
+        else:
+            y[idx] *= val
 
 
 @nb.njit(cache=True, error_model="numpy")

@@ -125,3 +125,30 @@ def test_rule_chain_same_instant(integ):
     assert st == driver.SUCCESS
     assert abs(rt[0] - np.log(2.0)) < 1e-8 and rt[1] == rt[0]
     np.testing.assert_allclose(y[0], [2.0, 10.0], rtol=1e-7)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_mul_state_on_linear_and_log_states(integ, method):
+    """MUL_STATE scales the linear value: x -> f x, exact across the jump (also on ln(x))."""
+    te = np.array([0.5, 1.0, 2.0])
+    f = 1e-3
+    for log, y0 in ((False, 2.0), (True, np.log(2.0))):
+        st, y, _, _ = integ(K.MODEL_TEST_LOGLOGISTIC if log else K.MODEL_TEST_DECAY, method,
+                            [y0], [0.0, 1e30] if log else [1.0, 0.0], te, 0.0, 2.0,
+                            events=[(1.0, driver.MUL_STATE, 0, f)],
+                            log_mask=[log], rtol=1e-12, atol=1e-14)
+        assert st == driver.SUCCESS
+        x = np.exp(y[:, 0]) if log else y[:, 0]
+        expect = np.array([2.0, 2.0 * f, 2.0 * f]) if log else \
+            2.0 * np.exp(-te) * np.where(te >= 1.0, f, 1.0)
+        np.testing.assert_allclose(x, expect, rtol=1e-9)
+    # a factor of 0 on a log state floors it instead of producing -inf
+    st, y, _, _ = integ(K.MODEL_TEST_LOGLOGISTIC, method, [0.0], [0.0, 1e30], [2.0], 0.0, 2.0,
+                        events=[(1.0, driver.MUL_STATE, 0, 0.0)], log_mask=[True])
+    assert st == driver.SUCCESS and y[0, 0] == pytest.approx(np.log(driver.LOG_FLOOR))
+
+
+def test_mul_state_factor_must_be_nonnegative():
+    from cartsim.solvers.api import EventTable
+    with pytest.raises(ValueError, match="mul_state factor"):
+        EventTable.from_lists([1.0], [driver.MUL_STATE], [0], [-0.5])
