@@ -78,6 +78,22 @@ def _states() -> tuple[StateSpec, ...]:
     return tuple(out)
 
 
+def extinct_absorbing(x: np.ndarray) -> np.ndarray:
+    """Cell counts with extinction made absorbing along the last (time) axis.
+
+    An ODE holds expected counts; a clone whose expected count falls below one cell
+    is taken as extinct from then on (the deterministic analogue of stochastic
+    extinction, which the stochastic engine resolves properly), so later regrowth of
+    the sub-cellular remnant reports 0. A clone never present is 0 throughout.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    here = x >= 1.0
+    seen = np.maximum.accumulate(here, axis=-1)
+    gone = np.maximum.accumulate(seen & ~here, axis=-1)
+    # NaN (failed solve) compares False: keep it NaN rather than 0
+    return np.where(np.isnan(x), np.nan, np.where(here & ~gone, x, 0.0))
+
+
 class Cd7Model(Model):
     """Mechanistic CD7 CAR-T model (see :mod:`cartsim.models.cd7_kernel` for the equations)."""
 
@@ -243,7 +259,11 @@ class Cd7Model(Model):
         """Assay-level outputs.
 
         Cell populations below one cell count as absent (0): the ln-state floor
-        (``cell_floor``) and sub-cellular remnants of an ODE are not cells.
+        (``cell_floor``) and sub-cellular remnants of an ODE are not cells. For the
+        leukemia (CD7+ and CD7- blasts, extramedullary cells), which nothing in a
+        scenario adds back, extinction is absorbing (:func:`extinct_absorbing`): once a
+        clone has fallen below one cell it stays absent, so the ODE's regrowth of a
+        sub-cellular remnant is not reported as a relapse.
         ``y`` holds linear state values, shape (patient, time, state); ``p`` the
         kernel parameter vectors, shape (patient, n_p); ``info`` per-patient
         arrays of shape (patient,) from :meth:`build` (blood volume, VCN,
@@ -263,8 +283,8 @@ class Cd7Model(Model):
         car_ul = f_l * car / bv_ul
         t7_ul = f_l * present(y[..., K.S_T7]) / bv_ul
         t0_ul = f_l * present(y[..., K.S_T0]) / bv_ul
-        b0 = present(y[..., K.S_B0])
-        blasts = present(y[..., K.S_B7]) + b0
+        b0 = extinct_absorbing(y[..., K.S_B0])
+        blasts = extinct_absorbing(y[..., K.S_B7]) + b0
         blast_ul = phys["f_blood_blast"] * blasts / bv_ul
         anc = col(info["anc0_per_ul"]) * y[..., K.S_MN]
         wbc = phys["myeloid_to_anc"] * anc + car_ul + t7_ul + t0_ul + blast_ul
@@ -285,7 +305,8 @@ class Cd7Model(Model):
                 100.0 * np.divide(b0, blasts, out=np.zeros_like(b0), where=blasts > 0), "%",
                 "CD7-negative share of blasts (0 when no blast is left)"),
             "em_volume_cm3": Observable(
-                present(y[..., K.S_L]) / phys["cells_per_cm3"] * col(p[:, K.D_EMPRES]), "cm3",
+                extinct_absorbing(y[..., K.S_L]) / phys["cells_per_cm3"] * col(p[:, K.D_EMPRES]),
+                "cm3",
                 "extramedullary mass volume"),
             "t_cd7pos_per_ul": Observable(t7_ul, "cells/uL", "normal CD7+ T/NK cells per uL blood"),
             "t_cd7neg_per_ul": Observable(t0_ul, "cells/uL", "normal CD7- T cells per uL blood"),

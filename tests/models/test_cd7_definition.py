@@ -81,3 +81,18 @@ def test_build_places_doses_at_the_right_times_and_amounts():
     rate = [v for t, kind, idx, v in pr.events if kind == 2]
     assert sum(rate) == pytest.approx(0.0, abs=1e-6)
     assert pr.t0 == -5.0
+
+
+def test_extinction_is_absorbing_for_the_leukemia():
+    """Below one cell a clone is gone for good; a clone never present stays 0; NaN stays NaN."""
+    from cartsim.models.cd7 import extinct_absorbing
+
+    x = np.array([[5.0, 2.0, 0.5, 3.0, 50.0],      # falls below 1, then ODE regrowth: hidden
+                  [0.1, 0.2, 2.0, 4.0, 8.0],       # first appears later: reported from then on
+                  [1e-6, 1e-3, 0.9, 1e-6, 0.5],    # never present
+                  [3.0, np.nan, np.nan, np.nan, np.nan]])
+    out = extinct_absorbing(x)
+    np.testing.assert_array_equal(out[0], [5.0, 2.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(out[1], [0.0, 0.0, 2.0, 4.0, 8.0])
+    np.testing.assert_array_equal(out[2], np.zeros(5))
+    assert out[3, 0] == 3.0 and np.isnan(out[3, 1:]).all()
