@@ -73,6 +73,9 @@ class ParameterSet(Mapping[str, Parameter]):
                 + ", ".join(self._params)
             ) from None
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._params
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._params)
 
