@@ -4,6 +4,9 @@ Entry points (imported lazily, so ``import cartsim`` stays light):
 
 * :func:`cartsim.load_config` - compose a scenario from ``conf/`` with Hydra overrides;
 * :func:`cartsim.simulate` - simulate one or many scenarios, returning an ``xarray.Dataset``;
+* :func:`cartsim.endpoints` - per-patient clinical endpoints of a simulation Dataset;
+* :func:`cartsim.run_trial` - a virtual cohort (``PopulationSpec`` or ``read_cohort``) through
+  simulation, endpoints and the trial report;
 * :class:`cartsim.Scenario` and its parts (``Patient``, ``Regimen``, ``Product``, ``Disease``,
   ``ModelConfig``, ``SolverOptions``, ``OutputOptions``) for building scenarios by keyword.
 """
@@ -23,6 +26,16 @@ _LAZY = {
     "load_config": ("cartsim.config", "load_config"),
     "simulate": ("cartsim.simulation", "simulate"),
     "format_summary": ("cartsim.summary", "format_summary"),
+    "load_run_config": ("cartsim.config", "load_run_config"),
+    "endpoints": ("cartsim.clinical", "endpoints"),
+    "EndpointSettings": ("cartsim.clinical", "EndpointSettings"),
+    "run_trial": ("cartsim.trial", "run_trial"),
+    "TrialOptions": ("cartsim.trial", "TrialOptions"),
+    "PopulationSpec": ("cartsim.population", "PopulationSpec"),
+    "draw_cohort": ("cartsim.population", "draw_cohort"),
+    "read_cohort": ("cartsim.population", "read_cohort"),
+    "trial_summary": ("cartsim.report", "trial_summary"),
+    "write_trial_report": ("cartsim.report", "write_trial_report"),
     "get_model": ("cartsim.models", "get_model"),
     "Scenario": ("cartsim.scenario", "Scenario"),
     "ScenarioError": ("cartsim.scenario", "ScenarioError"),

@@ -7,6 +7,7 @@ Examples::
     cartsim -m regimen.car_dose_per_kg=1e5,1e6,1e7   # 3 jobs, one file each, in multirun/
     cartsim +experiment=high_burden_ko
     cartsim --cfg job                  # print the composed config, run nothing
+    cartsim task=trial population.n=200 product=ns7car   # a virtual trial and its report
 
 Keys and types are checked by Hydra when the config is composed (its own error
 message, exit code 1); values are checked when the config becomes a
@@ -19,7 +20,6 @@ Tasks live in :data:`TASKS`, a name -> ``function(run_cfg, output_dir)`` registr
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,28 +30,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from cartsim.config import ConfigError, RunConfig, conf_dir, register_configs, to_run_config
+from cartsim.io import write_netcdf
 from cartsim.scenario import ScenarioError
 
-__all__ = ["TASKS", "main", "run_simulate", "write_netcdf"]
+__all__ = ["TASKS", "main", "run_simulate", "run_trial_task", "write_netcdf"]
 
 EXIT_USAGE = 2
 """Exit code for a rejected configuration value (as argparse uses for usage errors)."""
-
-
-def write_netcdf(ds, path: Path) -> Path:
-    """Write ``ds`` to ``path`` (h5netcdf) atomically: a temporary file, then ``os.replace``.
-
-    A reader never sees a half-written file, and an interrupted run leaves no
-    file under the final name.
-    """
-    path = Path(path).resolve()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def run_simulate(run_cfg: RunConfig, output_dir: Path) -> None:
@@ -66,8 +51,22 @@ def run_simulate(run_cfg: RunConfig, output_dir: Path) -> None:
     print(format_summary(ds), flush=True)
 
 
+def run_trial_task(run_cfg: RunConfig, output_dir: Path) -> None:
+    """Task ``trial``: simulate a virtual cohort, compute every endpoint, write the report."""
+    from cartsim.report import format_trial_summary
+    from cartsim.trial import run_trial
+
+    result = run_trial(run_cfg.scenario(), run_cfg.population, run_cfg.endpoints,
+                       options=run_cfg.trial)
+    paths = result.write(output_dir)
+    print(format_trial_summary(result.summary()), flush=True)
+    for name, path in paths.items():
+        print(f"cartsim: wrote {name}: {path}", flush=True)
+
+
 TASKS: dict[str, Callable[[RunConfig, Path], None]] = {
     "simulate": run_simulate,
+    "trial": run_trial_task,
 }
 """Task registry: ``task=NAME`` runs ``TASKS[NAME](run_cfg, output_dir)``."""
 

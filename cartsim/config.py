@@ -42,7 +42,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 import cartsim
+from cartsim.clinical.settings import EndpointSettings
+from cartsim.population.spec import PopulationSpec
 from cartsim.scenario import Scenario, ScenarioError
+from cartsim.trial import TrialOptions
 
 __all__ = [
     "CONF_DIR_ENV",
@@ -78,10 +81,17 @@ class RunConfig(Scenario):
         in ``cartsim.cli.TASKS`` (checked there, so adding a task is one edit).
     output_file : name of the netCDF file written into the job's output
         directory; a bare file name ending in ``.nc``.
+    population : the virtual population ``task=trial`` draws its cohort from
+        (``conf/population/``).
+    endpoints : endpoint definitions, thresholds and the death model (``conf/endpoints/``).
+    trial : how ``task=trial`` runs and what it writes.
     """
 
     task: str = "simulate"
     output_file: str = "simulation.nc"
+    population: PopulationSpec = dataclasses.field(default_factory=PopulationSpec)
+    endpoints: EndpointSettings = dataclasses.field(default_factory=EndpointSettings)
+    trial: TrialOptions = dataclasses.field(default_factory=TrialOptions)
 
     def __post_init__(self) -> None:
         parent_check = getattr(super(), "__post_init__", None)

@@ -144,9 +144,13 @@ class Cd7Model(Model):
         blasts = pat.marrow_blast_pct / (100.0 - pat.marrow_blast_pct) * params[
             "marrow_normal_cells"].value
         x0 = np.full(K.N_CELL, floor)
-        x0[[K.S_E, K.S_M, K.S_X]] = phys["car_floor"]
+        x0[[K.S_E, K.S_M, K.S_X]] = phys["absent_floor"]
         x0[K.S_B7] = max(blasts * (1.0 - pat.cd7neg_blast_fraction), floor)
-        x0[K.S_B0] = max(blasts * pat.cd7neg_blast_fraction, 1.0)
+        # a clone of less than one cell is absent; with switching on it arises from B7, and
+        # the per-capita inflow k_switch * B7 / B0 needs a moderate floor to stay finite
+        b0 = blasts * pat.cd7neg_blast_fraction
+        absent = phys["absent_floor"] if params["k_switch"].value == 0.0 else floor
+        x0[K.S_B0] = b0 if b0 >= 1.0 else absent
         x0[K.S_L] = dis.em_volume_cm3 * phys["cells_per_cm3"] if dis.em_volume_cm3 > 0 else floor
         x0[K.S_T7] = t_total * (1.0 - phys["cd7neg_t_frac"])
         x0[K.S_T0] = t_total * phys["cd7neg_t_frac"]

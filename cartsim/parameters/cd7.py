@@ -28,22 +28,26 @@ SINGH = "Singh et al. 2020 mAbs 12:1688616"
 VARELA = "Varela-Gonzalez-Aller et al. 2025 Pharmaceutics 17:1592"
 AHMED = "Ahmed et al. 2020 Front Pharmacol 11:406"
 CAL = "assumption (calibrated): "
+CALREF = ("cartsim.calibration (python experiments/calibrate.py): all trial targets of "
+          "science/targets.md inside their intervals")
 
 CD7_PARAMETERS = ParameterSet(
     [
         # --- CAR-T expansion ------------------------------------------------------------
-        P("rho_max", 0.75, "1/day", 0.1, 5.0,
-          f"{CAL}net expansion ~0.8/day giving a ~10^3-fold peak near day 12 (NCT05290155: "
-          f"median Tmax day 12); order of {SINGH} Kexp_max 0.0906/h = 2.2/day",
+        P("rho_max", 0.65, "1/day", 0.1, 5.0,
+          f"{CAL}virtual NCT05290155 cohort: median peak ~6e4 copies/ug near day 12-14 "
+          f"(observed 62,390 on day 12); order of {SINGH} Kexp_max 0.0906/h = 2.2/day; "
+          f"{CALREF}",
           "maximal antigen-driven proliferation rate of effector CAR-T cells"),
         P("car_niche", 5e11, "cells", 1e9, 1e14,
           "assumption: expansion slows as CAR-T cells fill the T-cell niche (whole-body "
           "lymphocytes ~5e11; Kimmel 2021 carrying capacities K_N 2.5e11, K_C 7e10 cells); "
           "bounds expansion when residual CD7 keeps stimulating CAR-T cells",
           "CAR-T count halving the expansion rate (T-cell niche)"),
-        P("k_ag", 1e10, "cells", 1e7, 1e13,
-          "assumption: half-saturating antigen-positive target count, ~5% of baseline "
-          "whole-body CD7+ load, so stimulation saturates until targets are largely cleared",
+        P("k_ag", 3e9, "cells", 1e7, 1e13,
+          f"{CAL}half-saturating antigen-positive target count, ~1-2% of baseline "
+          "whole-body CD7+ load, so stimulation saturates until targets are largely cleared; "
+          f"set with rho_max and k_kill to the NCT05290155 peak and its timing; {CALREF}",
           "antigen load giving half-maximal CAR-T stimulation"),
         P("eta_h", 0.15, "-", 0.0, 2.0,
           "assumption: low-dose Cy/Flu raised IL-15, and high IL-15 went with higher CAR-T "
@@ -83,8 +87,10 @@ CD7_PARAMETERS = ParameterSet(
           "assumption: exhausted T cells are short-lived (t1/2 ~2 d)",
           "death rate of exhausted CAR-T cells"),
         # --- killing ------------------------------------------------------------------------
-        P("k_kill", 1.15, "1/day", 0.01, 20.0,
-          f"{KIMMEL}: gamma_B = 1.15/day (axi-cel, transfer)",
+        P("k_kill", 0.8, "1/day", 0.01, 20.0,
+          f"{CAL}order of {KIMMEL} gamma_B = 1.15/day (axi-cel, transfer); lowered so that "
+          f"antigen lasts to a peak near day 12 while 19/20 reach MRD-negative CR by day 28 "
+          f"(Lu 2022 Blood 140:321); {CALREF}",
           "maximal per-target killing rate by CAR-T effectors"),
         P("k_kill_half", 2.024e9, "cells", 1e6, 1e12,
           f"{KIMMEL}: k_B = 2.024e9 cells (transfer)",
@@ -102,9 +108,11 @@ CD7_PARAMETERS = ParameterSet(
           f"CAR-antigen complexes per cell, far below typical density)",
           "relative CD7 density giving half-maximal killing efficiency"),
         # --- blasts ---------------------------------------------------------------------------
-        P("k_switch", 1e-7, "1/day", 0.0, 1e-3,
-          "assumption: rare CD7 loss per blast per day; with a 1e-6 CD7- fraction gives "
-          "CD7- relapse months after remission (Tan 2023 J Hematol Oncol: median 6 mo, 4/6 CD7-)",
+        P("k_switch", 0.0, "1/day", 0.0, 1e-3,
+          "assumption (calibrated): off by default; CD7-negative relapse comes from "
+          "pre-existing CD7- clones present in a minority of patients (population "
+          "cd7neg_clone_probability; Tan 2023 J Hematol Oncol 16: 4 CD7- relapses of 20). Any "
+          "rate > 0 generates a CD7- clone in every patient that the ODE regrows",
           "rate of CD7+ to CD7- blast phenotype switching"),
         P("blast_capacity", 2e12, "cells", 1e10, 1e14,
           "assumption: packed marrow ~2e12 blasts (whole-body marrow ~1e12 nucleated cells, "
@@ -246,13 +254,15 @@ CD7_PARAMETERS = ParameterSet(
           f"assumption: Cy lowers ANC in proportion to exposure ({AHMED}: "
           "ANC = 3450 - 1.42 AUC)",
           "maximal inhibition of myelopoiesis by cyclophosphamide"),
-        P("ec50_cy_my", 0.5, "mg/L", 0.01, 1000.0,
-          "assumption: ~ Cmax after 300 mg/m2", "cyclophosphamide EC50 for myelosuppression"),
+        P("ec50_cy_my", 0.1, "mg/L", 0.01, 1000.0,
+          f"{CAL}well below the Cy Cmax after 300 mg/m2, so Flu/Cy gives grade 3-4 "
+          f"cytopenia in nearly every patient (Pan 2021 JCO 39:3340: 100%); {CALREF}",
+          "cyclophosphamide EC50 for myelosuppression"),
         P("emax_flu_my", 0.9, "-", 0.0, 1.0,
           "assumption: fludarabine is moderately myelosuppressive",
           "maximal inhibition of myelopoiesis by F-ara-A"),
-        P("ec50_flu_my", 0.05, "mg/L", 1e-3, 10.0,
-          "assumption: ~ half the F-ara-A Cmax after 30 mg/m2",
+        P("ec50_flu_my", 0.01, "mg/L", 1e-3, 10.0,
+          f"{CAL}a tenth of the F-ara-A Cmax after 30 mg/m2 (see ec50_cy_my); {CALREF}",
           "F-ara-A EC50 for myelosuppression"),
     ],
     name="cd7",
@@ -293,11 +303,11 @@ CD7_PHYSIOLOGY = ParameterSet(
           "mass) is held at this count so that its logarithm exists; counts below one cell "
           "are reported as zero",
           "floor of log-transformed cell states"),
-        P("car_floor", 1e-250, "cells", 1e-300, 1e-6,
-          "numerical: CAR-T states before infusion start this far below one cell, so that "
-          "antigen-driven growth of an absent population (ln-state artefact) cannot reach one "
-          "cell within any simulated horizon, even with no CAR-T dose at all",
-          "floor of the log-transformed CAR-T states before infusion"),
+        P("absent_floor", 1e-250, "cells", 1e-300, 1e-6,
+          "numerical: absent populations (CAR-T before infusion, a CD7-negative clone of less "
+          "than one cell) start this far below one cell, so that growth of an absent "
+          "population (ln-state artefact) cannot reach one cell within any simulated horizon",
+          "floor of log-transformed populations that are absent at the start"),
         P("toci_volume_l", 6.4, "L", 1.0, 20.0,
           "assumption: tocilizumab central + peripheral volume ~6.4 L (label)",
           "distribution volume of tocilizumab"),

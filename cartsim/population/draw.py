@@ -320,7 +320,7 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
         rejects (naming the ``population.covariates.<name>`` key and patient).
     """
     spec = dataclasses.replace(spec)  # re-validate: fields may have changed since it was built
-    (rng_cov, rng_em, rng_re), seed_attr = _streams(seed, 3)
+    (rng_cov, rng_em, rng_re, rng_clone), seed_attr = _streams(seed, 4)
     n = spec.n
     values, info, cov_redraws = _draw_covariates(rng_cov, spec)
     p = spec.em_probability
@@ -340,6 +340,15 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
         what = info.get("em_volume_cm3", {}).get("origin", "base scenario value")
         info.setdefault("em_volume_cm3", {})["origin"] = (
             f"{what} with probability {p:g} ({PREFIX}.em_probability), else 0")
+    q = spec.cd7neg_clone_probability
+    if q is not None:
+        has_clone = rng_clone.random(n) < q
+        frac = values.get("cd7neg_blast_fraction",
+                          np.full(n, float(base.patient.cd7neg_blast_fraction)))
+        values["cd7neg_blast_fraction"] = np.where(has_clone, frac, 0.0)
+        what = info.get("cd7neg_blast_fraction", {}).get("origin", "base scenario value")
+        info.setdefault("cd7neg_blast_fraction", {})["origin"] = (
+            f"{what} with probability {q:g} ({PREFIX}.cd7neg_clone_probability), else 0")
     thetas, re_data, re_redraws = ({}, {}, 0)
     if spec.random_effects:
         thetas, re_data, re_redraws = _draw_random_effects(rng_re, spec, base)

@@ -211,9 +211,9 @@ def _default_covariates() -> dict[str, Covariate]:
         "height_cm": Covariate("normal", 165.0, 9.0, 135.0, 195.0),
         "crcl_ml_min": Covariate("normal", 96.0, 25.0, 35.0, 180.0),
         "marrow_blast_pct": Covariate("lognormal", 30.0, 1.2, 0.1, 95.0),
-        "cd7neg_blast_fraction": Covariate("lognormal", 1.0e-6, 2.3, 1.0e-9, 0.05),
+        "cd7neg_blast_fraction": Covariate("lognormal", 3.0e-5, 2.3, 1.0e-9, 0.05),
         "lymphocytes_per_ul": Covariate("lognormal", 800.0, 0.8, 50.0, 10000.0),
-        "anc_per_ul": Covariate("lognormal", 2500.0, 0.7, 100.0, 20000.0),
+        "anc_per_ul": Covariate("lognormal", 1200.0, 0.7, 100.0, 20000.0),
         "cd7_density": Covariate("lognormal", 1.0, 0.3, 0.2, 3.0),
         "em_volume_cm3": Covariate("lognormal", 20.0, 1.0, 1.0, 1000.0),
     }
@@ -239,6 +239,10 @@ class PopulationSpec:
         (-, [0, 1]); a patient without gets ``em_volume_cm3 = 0``, one with it
         the drawn ``em_volume_cm3`` (or the base scenario's). null: every
         patient keeps the drawn or base ``em_volume_cm3``.
+    cd7neg_clone_probability : probability that a patient carries a pre-existing
+        CD7-negative clone (-, [0, 1]); a patient without gets
+        ``cd7neg_blast_fraction = 0``, one with it the drawn (or base) fraction.
+        null: every patient keeps the drawn or base fraction.
     random_effects : model parameter name -> omega, the SD of
         ``eta = ln(theta_i / theta_typical)`` (-, >= 0). The typical value is
         the base scenario's ``model.params`` entry, else the parameter default;
@@ -251,6 +255,7 @@ class PopulationSpec:
     covariate_correlation: list[list[Any]] = field(
         default_factory=lambda: [["weight_kg", "height_cm", 0.6]])
     em_probability: float | None = 0.2
+    cd7neg_clone_probability: float | None = 0.2
     random_effects: dict[str, float] = field(default_factory=_default_random_effects)
     random_effect_correlation: list[list[Any]] = field(default_factory=list)
 
@@ -279,6 +284,9 @@ class PopulationSpec:
         p = self.em_probability
         if p is not None and not (_is_number(p) and 0.0 <= p <= 1.0):
             raise _fail(f"{PREFIX}.em_probability", p, "a probability in [0, 1] or null")
+        q = self.cd7neg_clone_probability
+        if q is not None and not (_is_number(q) and 0.0 <= q <= 1.0):
+            raise _fail(f"{PREFIX}.cd7neg_clone_probability", q, "a probability in [0, 1] or null")
         for name, omega in self.random_effects.items():
             if not (_is_number(omega) and omega >= 0):
                 raise _fail(f"{PREFIX}.random_effects.{name}", omega,

@@ -159,9 +159,10 @@ def test_random_effects_truncated_at_parameter_bounds():
     # z <= 2.30, so ~1% of draws are redrawn and eta follows a truncated normal
     ps = get_model("cd7").parameters
     spec = PopulationSpec(n=N, covariates={}, covariate_correlation=[], em_probability=None,
-                          random_effects={"k_switch": 4.0})
-    t = draw_cohort(BASE, spec, seed=8).table
-    hi = math.log(ps["k_switch"].upper / ps["k_switch"].value)
+                          cd7neg_clone_probability=None, random_effects={"k_switch": 4.0})
+    base = Scenario(model=ModelConfig(params={"k_switch": 1e-7}))
+    t = draw_cohort(base, spec, seed=8).table
+    hi = math.log(ps["k_switch"].upper / 1e-7)
     assert t.k_switch.max() <= ps["k_switch"].upper
     _check_sample(t.eta_k_switch.values, Truncated(stats.norm(0.0, 4.0), -np.inf, hi))
     assert t.attrs["n_redraws_random_effects"] == t.eta_k_switch.attrs["n_out_of_bounds"] > 0

@@ -1,0 +1,13 @@
+"""Per-patient clinical endpoints of a simulation: kinetics, response, safety, survival.
+
+:func:`endpoints` turns the Dataset of :func:`cartsim.simulate` into one row of
+endpoints per patient (the names are the contract the trial report reads);
+:class:`EndpointSettings` holds assay limits, response criteria, the SURROGATE
+CRS/ICANS thresholds and the death model (:class:`DeathModel`), with a unit and
+a source for every number (``conf/endpoints/default.yaml`` mirrors the defaults).
+"""
+
+from cartsim.clinical.endpoints import endpoints
+from cartsim.clinical.settings import MONTH_DAYS, DeathModel, EndpointSettings
+
+__all__ = ["MONTH_DAYS", "DeathModel", "EndpointSettings", "endpoints"]

@@ -1,0 +1,171 @@
+"""Per-patient clinical endpoints of a simulation Dataset: ``endpoints(ds) -> xarray.Dataset``.
+
+The pipeline, vectorised over (patient, time):
+
+1. take the observables from day 0 (infusion) on (:func:`~cartsim.clinical._common.day0_grid`);
+2. draw each patient's death from the hazard model (:mod:`cartsim.clinical.survival`);
+3. mark what was observed: a successful solve, at or before death;
+4. read the endpoints off the observed trajectories: cellular kinetics and
+   pharmacodynamics (:mod:`~cartsim.clinical.kinetics`), response and relapse
+   (:mod:`~cartsim.clinical.response`), surrogate CRS/ICANS and cytopenias
+   (:mod:`~cartsim.clinical.safety`), survival times (:mod:`~cartsim.clinical.survival`).
+
+A patient whose solve failed (``status != 0``) is not evaluable: its endpoints
+are NaN (times, levels), False (events) or -1 (categories; 0 for the
+extramedullary response). Names and meanings are the endpoint contract read by
+the trial report; every variable has ``units`` and ``long_name``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+import yaml
+
+from cartsim.clinical._common import NOT_EVALUABLE, Track, Var, day0_grid
+from cartsim.clinical.kinetics import cellular_kinetics, pharmacodynamics
+from cartsim.clinical.response import extramedullary_response, marrow_response
+from cartsim.clinical.safety import cytokine_toxicity, cytopenias, surrogate_note
+from cartsim.clinical.settings import EndpointSettings
+from cartsim.clinical.survival import (
+    cumulative_hazard,
+    death_day,
+    exponential_thresholds,
+    survival,
+)
+
+REQUIRED = ("car_copies_per_ug", "car_cells_per_ul", "marrow_blast_pct", "blast_cd7neg_pct",
+            "em_volume_cm3", "t_cd7pos_per_ul", "anc_per_ul", "il6", "ifng", "il10", "tnfa",
+            "flu_auc")
+"""Observables (patient, time) the endpoints read; ``status`` is needed too."""
+
+DEATH_NOTE = (
+    "Deaths are drawn from a per-patient hazard (1/day) integrated from day 0 (trapezoid): "
+    "leukemia hazard rising with marrow blast fraction and extramedullary volume (Hill), "
+    "infection hazards while ANC < the grade-4 threshold and during CD7+ T-cell aplasia, and "
+    "transplant-related mortality after hsct_day when present; death at the first time the "
+    "cumulative hazard exceeds -ln(1-U), U ~ Uniform(0,1): the k-th draw of numpy "
+    "default_rng(seed) for patient index k. Nothing after death counts.")
+
+
+def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
+              seed: int | None = None) -> xr.Dataset:
+    """Clinical endpoints of every patient of a simulation Dataset.
+
+    Parameters
+    ----------
+    ds : the Dataset of :func:`cartsim.simulate` (dims ``patient`` x ``time``, days
+        since CAR-T infusion), with the observables in :data:`REQUIRED`, ``status``
+        and optionally ``hsct_day`` (day of an allogeneic HSCT per patient, NaN: none).
+    settings : assay limits, response criteria, surrogate thresholds and death model;
+        defaults to ``EndpointSettings()``.
+    seed : seed of the death draws; defaults to ``ds.attrs["seed"]``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``patient``; the variables of the endpoint contract, each with
+        ``units`` and ``long_name``; attrs ``settings`` (YAML), ``surrogate_note``,
+        ``seed``, and the simulation's ``config``, ``model``, ``cartsim_version``.
+
+    Raises
+    ------
+    ValueError
+        A required variable is missing, a successful patient has non-finite values,
+        the grid has fewer than two times from day 0 on, or no seed is available.
+    """
+    s = EndpointSettings() if settings is None else settings
+    if not isinstance(s, EndpointSettings):
+        raise TypeError(f"settings must be an EndpointSettings, not {type(s).__name__}")
+    seed = _seed(ds, seed)
+    missing = [v for v in (*REQUIRED, "status") if v not in ds]
+    if missing:
+        raise ValueError(f"endpoints() needs the variables {', '.join(missing)}, missing from "
+                         f"the Dataset (model {ds.attrs.get('model', '?')!r}); it reads "
+                         f"{', '.join(REQUIRED)} and status")
+    t = np.asarray(ds["time"].values, dtype=float)
+    if not (np.isfinite(t).all() and (np.diff(t) > 0).all()):
+        raise ValueError("the Dataset's time coordinate must be finite and strictly increasing "
+                         f"(days since CAR-T infusion); got {t[:5]}...")
+    status = np.asarray(ds["status"].values, dtype=np.int64)
+    evaluable = status == 0
+    raw = {v: _matrix(ds, v, evaluable) for v in REQUIRED}
+    tt, x = day0_grid(t, raw)
+
+    hsct = np.asarray(ds["hsct_day"].values, dtype=float) if "hsct_day" in ds else None
+    died = death_day(tt, cumulative_hazard(tt, x, hsct, s),
+                     exponential_thresholds(seed, ds["patient"].values))
+    died = np.where(evaluable, died, np.nan)
+    until = np.where(evaluable, np.fmin(died, tt[-1]), -np.inf)
+    tr = Track(tt, x, evaluable[:, None] & (tt[None, :] <= until[:, None]), until)
+
+    out: dict[str, Var] = {}
+    out.update(cellular_kinetics(tr, s))
+    out.update(marrow_response(tr, s))
+    out.update(extramedullary_response(tr, raw["em_volume_cm3"][:, 0], s))
+    out.update(cytokine_toxicity(tr, s))
+    out.update(cytopenias(tr, s))
+    out.update(pharmacodynamics(tr, s, raw["flu_auc"][:, -1]))
+    out.update(survival(float(tt[-1]), died, out["response_day"].data,
+                        out["relapse_day"].data, out["progression_day"].data))
+
+    dims = ("patient",)
+    data_vars = {
+        "status": (dims, status, {"units": "1", "long_name": ds["status"].attrs.get(
+            "long_name", "solver status (0 success)")}),
+        "status_name": (dims, np.asarray(ds["status_name"].values) if "status_name" in ds
+                        else status.astype(str), {"units": "1", "long_name": "solver status"}),
+        "evaluable": (dims, evaluable, {"units": "1",
+                                        "long_name": "endpoints evaluable (solver status 0)"}),
+        "follow_up_day": (dims, np.full(status.size, tt[-1]), {
+            "units": "day", "long_name": "end of follow-up (last output time; censoring day)"}),
+    }
+    for name, var in out.items():
+        data_vars[name] = (dims, _fill(var, evaluable), var.attrs)
+    attrs = {
+        "title": "cartsim clinical endpoints",
+        "settings": yaml.safe_dump(s.to_dict(), sort_keys=False),
+        "surrogate_note": surrogate_note(s),
+        "death_model_note": DEATH_NOTE,
+        "seed": int(seed),
+        "conventions": "CF-1.8 style units and long_name on every variable; times in days "
+                       "since CAR-T infusion; month = 30.4375 days",
+    }
+    for key in ("config", "model", "cartsim_version"):
+        if key in ds.attrs:
+            attrs[key] = ds.attrs[key]
+    coords = {"patient": ds["patient"]} if "patient" in ds.coords else None
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _seed(ds: xr.Dataset, seed: int | None) -> int:
+    if seed is None:
+        if "seed" not in ds.attrs:
+            raise ValueError("endpoints() needs a seed for the death draws: pass seed=... or "
+                             "give the Dataset a 'seed' attribute (cartsim.simulate does)")
+        seed = ds.attrs["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not accepted: expected a non-negative integer")
+    return int(seed)
+
+
+def _matrix(ds: xr.Dataset, name: str, evaluable: np.ndarray) -> np.ndarray:
+    """(patient, time) float array; non-evaluable rows zeroed; non-finite values rejected."""
+    a = np.asarray(ds[name].transpose("patient", "time").values, dtype=float)
+    bad = evaluable[:, None] & ~np.isfinite(a)
+    if bad.any():
+        p, k = np.argwhere(bad)[0]
+        raise ValueError(f"variable {name!r} of patient {p} is {a[p, k]} at day "
+                         f"{float(ds['time'].values[k]):g} although its solve succeeded "
+                         "(status 0); expected finite values")
+    return np.where(evaluable[:, None], a, 0.0)
+
+
+def _fill(var: Var, evaluable: np.ndarray) -> np.ndarray:
+    """Values with non-evaluable patients set to NaN / False / the category's fill."""
+    data = var.data
+    if data.dtype == bool:
+        return data & evaluable
+    if data.dtype.kind in "iu":
+        return np.where(evaluable, data, NOT_EVALUABLE if var.fill is None else var.fill)
+    return np.where(evaluable, data, np.nan)
