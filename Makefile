@@ -33,6 +33,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/trial.py
 
 # Build artefacts and caches only; keeps .venv and the run outputs (outputs/, multirun/).
 clean:
