@@ -30,8 +30,8 @@ def test_every_experiment_of_the_targets_runs(rows):
 def test_loss_is_small_inside_and_grows_outside():
     from cartsim.calibration import loss
 
-    inside = [{"lo": 0.2, "hi": 0.6, "simulated": 0.4}]
-    assert loss(inside) == 0.0
+    centre = loss([{"lo": 0.2, "hi": 0.6, "simulated": 0.2 * 3 ** 0.5}])  # log-scale centre
+    assert centre == pytest.approx(0.0, abs=1e-12)
     edge = loss([{"lo": 0.2, "hi": 0.6, "simulated": 0.59}])
     out1 = loss([{"lo": 0.2, "hi": 0.6, "simulated": 0.7}])
     out2 = loss([{"lo": 0.2, "hi": 0.6, "simulated": 0.9}])
