@@ -64,9 +64,26 @@ def run_trial_task(run_cfg: RunConfig, output_dir: Path) -> None:
         print(f"cartsim: wrote {name}: {path}", flush=True)
 
 
+def _lazy_task(module: str, name: str) -> Callable[[RunConfig, Path], None]:
+    """A task that imports its implementation only when it runs (keeps start-up light)."""
+
+    def task(run_cfg: RunConfig, output_dir: Path) -> None:
+        import importlib
+
+        getattr(importlib.import_module(module), name)(run_cfg, output_dir)
+
+    task.__name__ = name
+    task.__doc__ = f"Task implemented by ``{module}.{name}``."
+    return task
+
+
 TASKS: dict[str, Callable[[RunConfig, Path], None]] = {
     "simulate": run_simulate,
     "trial": run_trial_task,
+    "fit": _lazy_task("cartsim.fitting.task", "run_fit_task"),
+    "sweep": _lazy_task("cartsim.sweep.task", "run_sweep_task"),
+    "sensitivity": _lazy_task("cartsim.sweep.task", "run_sensitivity_task"),
+    "report": _lazy_task("cartsim.reporting.html", "run_report_task"),
 }
 """Task registry: ``task=NAME`` runs ``TASKS[NAME](run_cfg, output_dir)``."""
 
@@ -99,8 +116,17 @@ def _hydra_main() -> Callable[[], None]:
     return hydra.main(config_path=config_path, config_name="config", version_base="1.3")(_app)
 
 
+SUBCOMMANDS = {"gather": ("cartsim.sweep.gather", "main")}
+"""Plain (non-Hydra) sub-commands: ``cartsim gather DIR`` gathers a multirun into one Dataset."""
+
+
 def main() -> None:
     """Console-script entry point (``cartsim``)."""
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        import importlib
+
+        module, name = SUBCOMMANDS[sys.argv[1]]
+        sys.exit(getattr(importlib.import_module(module), name)(sys.argv[2:]))
     _hydra_main()()
 
 

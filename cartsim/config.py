@@ -43,8 +43,11 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 import cartsim
 from cartsim.clinical.settings import EndpointSettings
+from cartsim.fitting.options import FitOptions
 from cartsim.population.spec import PopulationSpec
 from cartsim.scenario import Scenario, ScenarioError
+from cartsim.stochastic.options import StochasticOptions
+from cartsim.sweep.options import SensitivityOptions, SweepSpec
 from cartsim.trial import TrialOptions
 
 __all__ = [
@@ -67,6 +70,10 @@ SCHEMA_NAME = "config_schema"
 """Name under which :class:`RunConfig` is stored in Hydra's ConfigStore."""
 
 
+ENGINES = ("ode", "stochastic", "agent")
+"""Accepted values of ``engine``: the deterministic ODE and the two stochastic engines."""
+
+
 class ConfigError(ScenarioError):
     """The configuration could not be composed (unknown key or option, wrong type)."""
 
@@ -85,6 +92,14 @@ class RunConfig(Scenario):
         (``conf/population/``).
     endpoints : endpoint definitions, thresholds and the death model (``conf/endpoints/``).
     trial : how ``task=trial`` runs and what it writes.
+    engine : ``ode`` (deterministic, the default), ``stochastic`` (exact/tau-leap hybrid
+        of the same reaction network) or ``agent`` (clonal CAR-T agents); see
+        :mod:`cartsim.stochastic`.
+    stochastic : options of the stochastic and agent engines (``conf/stochastic/``).
+    data : observed data file (long NONMEM-like CSV) that ``task=fit`` fits; null otherwise.
+    fit : what ``task=fit`` estimates and how (``conf/fit/``).
+    sweep : what ``task=sweep`` varies (``conf/sweep/``, e.g. ``sweep=dose_vs_burden``).
+    sensitivity : what ``task=sensitivity`` analyses (``conf/sensitivity/``).
     """
 
     task: str = "simulate"
@@ -92,11 +107,20 @@ class RunConfig(Scenario):
     population: PopulationSpec = dataclasses.field(default_factory=PopulationSpec)
     endpoints: EndpointSettings = dataclasses.field(default_factory=EndpointSettings)
     trial: TrialOptions = dataclasses.field(default_factory=TrialOptions)
+    engine: str = "ode"
+    stochastic: StochasticOptions = dataclasses.field(default_factory=StochasticOptions)
+    data: str | None = None
+    fit: FitOptions = dataclasses.field(default_factory=FitOptions)
+    sweep: SweepSpec = dataclasses.field(default_factory=SweepSpec)
+    sensitivity: SensitivityOptions = dataclasses.field(default_factory=SensitivityOptions)
 
     def __post_init__(self) -> None:
         parent_check = getattr(super(), "__post_init__", None)
         if parent_check is not None:
             parent_check()
+        if self.engine not in ENGINES:
+            raise ScenarioError(f"engine={self.engine!r} is not accepted: expected one of "
+                                f"{', '.join(ENGINES)}")
         ok = (isinstance(self.output_file, str) and self.output_file.endswith(".nc")
               and self.output_file not in (".nc", ".", "..")
               and os.path.basename(self.output_file) == self.output_file

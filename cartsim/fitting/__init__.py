@@ -1,0 +1,1 @@
+"""Fitting the model to observed kinetics (individual and population fits)."""

@@ -1,0 +1,1 @@
+"""Parameter sweeps, gathering of multiruns and global sensitivity."""
