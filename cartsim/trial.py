@@ -112,7 +112,7 @@ def stream_seeds(seed: int) -> tuple[np.random.Generator, int]:
 
 def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
               options: TrialOptions | None = None, seed: int | None = None,
-              method: str | None = None) -> TrialResult:
+              method: str | None = None, simulate_fn=None) -> TrialResult:
     """Simulate a virtual trial and compute every endpoint.
 
     Parameters
@@ -127,6 +127,10 @@ def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
     options : :class:`TrialOptions`.
     seed : run seed (default ``base.seed``).
     method : solver method override (``rodas4``, ``dp5``, ``bdf``).
+    simulate_fn : ``f(scenarios, start) -> Dataset`` (dims ``patient``, ``time``) that
+        simulates one chunk whose first patient has global index ``start``; default: the
+        ODE (:func:`cartsim.simulate`). The stochastic engines plug in here
+        (``engine=stochastic``: one realisation per patient).
 
     Returns
     -------
@@ -150,7 +154,7 @@ def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
     parts, trajectories = [], []
     for start in range(0, n, options.chunk_size):
         chunk = scenarios[start:start + options.chunk_size]
-        ds = simulate(chunk, method=method)
+        ds = simulate(chunk, method=method) if simulate_fn is None else simulate_fn(chunk, start)
         ds = ds.assign_coords(patient=("patient", np.arange(start, start + len(chunk)),
                                        ds["patient"].attrs))
         parts.append(endpoints(ds, settings, seed=death_seed))
