@@ -7,6 +7,8 @@ Entry points (imported lazily, so ``import cartsim`` stays light):
 * :func:`cartsim.endpoints` - per-patient clinical endpoints of a simulation Dataset;
 * :func:`cartsim.run_trial` - a virtual cohort (``PopulationSpec`` or ``read_cohort``) through
   simulation, endpoints and the trial report;
+* :func:`cartsim.run_sweep`, :func:`cartsim.run_sensitivity`, :func:`cartsim.gather` - dense
+  sweeps inside one job, global sensitivity (SALib), multiruns gathered into one Dataset;
 * :class:`cartsim.Scenario` and its parts (``Patient``, ``Regimen``, ``Product``, ``Disease``,
   ``ModelConfig``, ``SolverOptions``, ``OutputOptions``) for building scenarios by keyword.
 """
@@ -36,6 +38,12 @@ _LAZY = {
     "read_cohort": ("cartsim.population", "read_cohort"),
     "trial_summary": ("cartsim.report", "trial_summary"),
     "write_trial_report": ("cartsim.report", "write_trial_report"),
+    "run_sweep": ("cartsim.sweep", "run_sweep"),
+    "run_sensitivity": ("cartsim.sweep", "run_sensitivity"),
+    "gather": ("cartsim.sweep", "gather"),
+    "SweepSpec": ("cartsim.sweep", "SweepSpec"),
+    "SweepAxis": ("cartsim.sweep", "SweepAxis"),
+    "SensitivityOptions": ("cartsim.sweep", "SensitivityOptions"),
     "get_model": ("cartsim.models", "get_model"),
     "Scenario": ("cartsim.scenario", "Scenario"),
     "ScenarioError": ("cartsim.scenario", "ScenarioError"),

@@ -1,0 +1,104 @@
+"""The ``cartsim task=sweep`` and ``task=sensitivity`` tasks (called by :mod:`cartsim.cli`).
+
+Each writes into the job's output directory (one per Hydra job, so a multirun of sweeps is
+gathered by ``cartsim gather DIR``):
+
+* ``sweep.nc``: the sweep Dataset (:func:`cartsim.sweep.run_sweep`); chunks go to
+  ``sweep.resume_dir`` or ``<output dir>/sweep_chunks`` (re-running the same command with the
+  same ``sweep.resume_dir`` resumes);
+* ``sensitivity.nc`` and ``sensitivity.png`` (bar/tornado plot of the indices).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from cartsim.io import write_netcdf
+from cartsim.scenario import ScenarioError
+
+__all__ = ["SENSITIVITY_FILE", "SWEEP_FILE", "run_sensitivity_task", "run_sweep_task"]
+
+SWEEP_FILE = "sweep.nc"
+SENSITIVITY_FILE = "sensitivity.nc"
+
+
+def _progress(label: str):
+    t0 = time.perf_counter()
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter() - t0
+        if done == total or now - last[0] > 5.0:
+            last[0] = now
+            print(f"cartsim: {label}: {done}/{total} points, {now:.1f} s", file=sys.stderr,
+                  flush=True)
+
+    return report
+
+
+EXIT_USAGE = 2
+"""Exit code for a rejected sweep value (as ``cartsim.cli`` uses for a rejected config)."""
+
+
+def _fail(exc: Exception):
+    print(f"cartsim: error: {exc}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USAGE)
+
+
+def run_sweep_task(run_cfg, output_dir) -> Path:
+    """Task ``sweep``: run ``run_cfg.sweep`` around the scenario and write ``sweep.nc``."""
+    from cartsim.sweep.run import default_chunk_dir, run_sweep
+
+    spec = run_cfg.sweep
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    chunk_dir = default_chunk_dir(spec, out)
+    try:
+        ds = run_sweep(run_cfg.scenario(), spec, run_cfg.population, run_cfg.endpoints,
+                       chunk_dir=chunk_dir, progress=_progress(f"sweep {spec.name}"))
+    except ScenarioError as exc:
+        _fail(exc)
+    path = write_netcdf(ds, out / SWEEP_FILE)
+    print(f"cartsim: wrote {path}", flush=True)
+    print(f"cartsim: sweep {spec.name}: {ds.attrs['n_points']} points, "
+          f"{ds.attrs['n_failed']} failed, {ds.attrs['n_missing']} missing, "
+          f"{ds.attrs['n_invalid']} invalid", flush=True)
+    return path
+
+
+def run_sensitivity_task(run_cfg, output_dir) -> Path:
+    """Task ``sensitivity``: indices of ``run_cfg.sensitivity``; writes the Dataset and a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cartsim.plot.sweep import plot_sensitivity
+    from cartsim.sweep.sensitivity import run_sensitivity
+
+    opts = run_cfg.sensitivity
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        ds = run_sensitivity(run_cfg.scenario(), opts, run_cfg.population, run_cfg.endpoints,
+                             chunk_dir=out / "sensitivity_chunks",
+                             progress=_progress(f"sensitivity ({opts.method})"))
+    except ScenarioError as exc:
+        _fail(exc)
+    path = write_netcdf(ds, out / SENSITIVITY_FILE)
+    print(f"cartsim: wrote {path}", flush=True)
+    n = ds.sizes["endpoint"]
+    fig, axs = plt.subplots(1, n, figsize=(4.0 * n, 0.5 * ds.sizes["parameter"] + 2.0),
+                            squeeze=False)
+    for ax, ep in zip(axs[0], ds["endpoint"].values):
+        plot_sensitivity(ds, str(ep), ax=ax)
+    fig.tight_layout()
+    png = out / "sensitivity.png"
+    tmp = png.with_name(".sensitivity.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(png)
+    plt.close(fig)
+    print(f"cartsim: wrote {png}", flush=True)
+    return path
