@@ -38,6 +38,8 @@ _LAZY = {
     "read_cohort": ("cartsim.population", "read_cohort"),
     "trial_summary": ("cartsim.report", "trial_summary"),
     "write_trial_report": ("cartsim.report", "write_trial_report"),
+    "write_html_report": ("cartsim.reporting.html", "write_html_report"),
+    "plot": ("cartsim.plot", None),  # figures subpackage; matplotlib loads on first plot
     "run_sweep": ("cartsim.sweep", "run_sweep"),
     "run_sensitivity": ("cartsim.sweep", "run_sensitivity"),
     "gather": ("cartsim.sweep", "gather"),
@@ -64,7 +66,8 @@ def __getattr__(name: str):
         module, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'cartsim' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
+    mod = importlib.import_module(module)
+    value = mod if attr is None else getattr(mod, attr)
     globals()[name] = value
     return value
 

@@ -47,12 +47,15 @@ class TrialOptions:
     chunk_size : patients integrated and reduced to endpoints at a time (bounds memory).
     save_trajectories : also write every patient's trajectories (``trial_trajectories.nc``).
     title : title of the report.
+    html_report : also write ``report.html``, one self-contained page with the scenario,
+        the results table and the figures (:mod:`cartsim.reporting.html`).
     """
 
     cohort_file: str | None = None
     chunk_size: int = 1000
     save_trajectories: bool = False
     title: str = "cartsim virtual trial"
+    html_report: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.chunk_size, int) and self.chunk_size > 0):
@@ -74,12 +77,14 @@ class TrialResult:
     cohort : the :class:`~cartsim.population.Cohort` simulated.
     trajectories : the simulation Dataset (dims ``patient``, ``time``) if kept, else None.
     title : report title.
+    html_report : whether :meth:`write` also writes ``report.html``.
     """
 
     endpoints: xr.Dataset
     cohort: object
     trajectories: xr.Dataset | None = None
     title: str = "cartsim virtual trial"
+    html_report: bool = False
 
     def summary(self) -> list[dict]:
         """Rows of the results table (see :func:`cartsim.report.trial_summary`)."""
@@ -100,6 +105,10 @@ class TrialResult:
         if self.trajectories is not None:
             paths["trajectories"] = write_netcdf(self.trajectories,
                                                  out / "trial_trajectories.nc")
+        if self.html_report:
+            from cartsim.reporting.html import write_html_report
+
+            paths["html"] = write_html_report(self, out / "report.html")
         return paths
 
 
@@ -168,7 +177,8 @@ def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
     traj = None
     if trajectories:
         traj = xr.concat(trajectories, dim="patient", combine_attrs="override")
-    return TrialResult(endpoints=ep, cohort=cohort, trajectories=traj, title=options.title)
+    return TrialResult(endpoints=ep, cohort=cohort, trajectories=traj, title=options.title,
+                       html_report=options.html_report)
 
 
 def _trial_attrs(cohort, seed: int, n: int, options: TrialOptions) -> dict:
