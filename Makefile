@@ -31,9 +31,12 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 
+# ~15 min on the 2-core machine; each script also runs alone (see benchmarks/README.md).
 bench: venv
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/trial.py
+	$(BIN)/python benchmarks/fit.py
+	$(BIN)/python benchmarks/sweep.py --multirun-points 100
 
 # Build artefacts and caches only; keeps .venv and the run outputs (outputs/, multirun/).
 clean:

@@ -7,6 +7,8 @@ Entry points (imported lazily, so ``import cartsim`` stays light):
 * :func:`cartsim.endpoints` - per-patient clinical endpoints of a simulation Dataset;
 * :func:`cartsim.run_trial` - a virtual cohort (``PopulationSpec`` or ``read_cohort``) through
   simulation, endpoints and the trial report;
+* :func:`cartsim.fit` - fit parameters to observed kinetics (individual maximum likelihood
+  or population SAEM), see :mod:`cartsim.fitting`;
 * :func:`cartsim.run_sweep`, :func:`cartsim.run_sensitivity`, :func:`cartsim.gather` - dense
   sweeps inside one job, global sensitivity (SALib), multiruns gathered into one Dataset;
 * :class:`cartsim.Scenario` and its parts (``Patient``, ``Regimen``, ``Product``, ``Disease``,
@@ -40,6 +42,9 @@ _LAZY = {
     "write_trial_report": ("cartsim.report", "write_trial_report"),
     "write_html_report": ("cartsim.reporting.html", "write_html_report"),
     "plot": ("cartsim.plot", None),  # figures subpackage; matplotlib loads on first plot
+    "fit": ("cartsim.fitting", "fit"),
+    "read_observations": ("cartsim.fitting", "read_observations"),
+    "fit_dataset": ("cartsim.fitting", "fit_dataset"),
     "run_sweep": ("cartsim.sweep", "run_sweep"),
     "run_sensitivity": ("cartsim.sweep", "run_sensitivity"),
     "gather": ("cartsim.sweep", "gather"),

@@ -1,1 +1,53 @@
-"""Fitting the model to observed kinetics (individual and population fits)."""
+"""Fitting the model to observed kinetics (individual and population fits).
+
+Layers (PINTS-style: data -> forward model -> likelihood -> optimiser):
+
+* :mod:`~cartsim.fitting.data` reads a long NONMEM-like CSV (units checked and converted);
+* :mod:`~cartsim.fitting.forward` predicts the observations for parameter values, batched;
+* :mod:`~cartsim.fitting.likelihood` error models and the censored (M3) log-likelihood;
+* :mod:`~cartsim.fitting.transforms` log/logit search space with the parameter bounds;
+* :class:`IndividualFit` (maximum likelihood, SE, profiles) and :class:`PopulationFit`
+  (SAEM, EBEs), scikit-learn style estimators;
+* :func:`fit` the one entry point; :func:`fit_dataset` the observations-vs-predictions
+  Dataset that :mod:`cartsim.plot.gof` draws.
+
+Names are imported lazily so that ``import cartsim.fitting.options`` (done by the
+config loader) stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "fit": ("cartsim.fitting.api", "fit"),
+    "IndividualFit": ("cartsim.fitting.individual", "IndividualFit"),
+    "PopulationFit": ("cartsim.fitting.population", "PopulationFit"),
+    "read_observations": ("cartsim.fitting.data", "read_observations"),
+    "Observations": ("cartsim.fitting.data", "Observations"),
+    "DataError": ("cartsim.fitting.data", "DataError"),
+    "ANALYTES": ("cartsim.fitting.data", "ANALYTES"),
+    "fit_dataset": ("cartsim.fitting.results", "fit_dataset"),
+    "FitOptions": ("cartsim.fitting.options", "FitOptions"),
+    "ConvergenceWarning": ("cartsim.fitting.messages", "ConvergenceWarning"),
+    "IdentifiabilityWarning": ("cartsim.fitting.messages", "IdentifiabilityWarning"),
+    "FitWarning": ("cartsim.fitting.messages", "FitWarning"),
+    "simulate_observations": ("cartsim.fitting.synthetic", "simulate_observations"),
+    "AssayDesign": ("cartsim.fitting.synthetic", "AssayDesign"),
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'cartsim.fitting' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,12 +1,103 @@
-"""Options of ``cartsim task=fit`` (``conf/fit/``)."""
+"""Options of ``cartsim task=fit`` (``conf/fit/``).
+
+A Hydra structured config (plain types only); values are checked in
+``__post_init__`` with errors naming ``fit.<field>``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["FitOptions"]
+from cartsim.scenario import ScenarioError
+
+__all__ = ["FIT_METHODS", "FitOptions"]
+
+FIT_METHODS = ("individual", "population")
+
+
+def _bad(key: str, value, accepted: str) -> ScenarioError:
+    return ScenarioError(f"fit.{key}={value!r} is not accepted: expected {accepted}")
 
 
 @dataclass
 class FitOptions:
-    """How ``cartsim task=fit`` fits the model to ``data``."""
+    """How ``cartsim task=fit`` fits the model to ``data``.
+
+    Attributes
+    ----------
+    parameters : model parameters to estimate (names of the model's parameter set).
+    method : ``individual`` (maximum likelihood, one patient) or ``population``
+        (nonlinear mixed effects by SAEM, all patients).
+    patient : ID of the patient of an individual fit (null: the data hold one patient).
+    error : analyte -> ``proportional`` (log-normal) or ``combined`` (log-normal plus
+        additive); analytes not named are proportional.
+    transforms : parameter -> ``log``, ``logit`` or ``none`` (default: log when the lower
+        bound is > 0, else logit).
+    init : parameter -> start value (model units); default the scenario's value.
+    profile : parameters whose profile-likelihood interval is computed (individual fit).
+    n_starts : start points screened (the start value plus a seeded Sobol design).
+    n_local : local optimisations run from the best start points.
+    max_iter : L-BFGS-B iterations per local optimisation.
+    omega_init : starting random-effect SD (search units, 0.5 ~ 50% CV) (population fit).
+    n_explore, n_smooth : SAEM iterations with step 1 and with decreasing step.
+    n_rw : random-walk Metropolis-Hastings proposals per patient and SAEM iteration.
+    is_samples : importance samples per patient for the population log-likelihood.
+    n_sim : simulated replicates of the data set for the visual predictive check.
+    solver_method : ODE method during the fit (``bdf``, ``rodas4``, ``dp5``).
+    rtol : ODE relative tolerance during the fit; null: 1e-8 for an individual fit (finite
+        differences need smooth predictions), 1e-7 for a population fit (MCMC does not).
+    plots : write the goodness-of-fit PNGs.
+    """
+
+    parameters: list[str] = field(default_factory=list)
+    method: str = "individual"
+    patient: str | None = None
+    error: dict[str, str] = field(default_factory=dict)
+    transforms: dict[str, str] = field(default_factory=dict)
+    init: dict[str, float] = field(default_factory=dict)
+    profile: list[str] = field(default_factory=list)
+    n_starts: int = 8
+    n_local: int = 1
+    max_iter: int = 200
+    omega_init: float = 0.5
+    n_explore: int = 100
+    n_smooth: int = 50
+    n_rw: int = 1
+    is_samples: int = 50
+    n_sim: int = 50
+    solver_method: str = "bdf"
+    rtol: float | None = None
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in FIT_METHODS:
+            raise _bad("method", self.method, "one of " + ", ".join(FIT_METHODS))
+        if len(set(self.parameters)) != len(self.parameters):
+            raise _bad("parameters", list(self.parameters), "names without duplicates")
+        for k, v in self.error.items():
+            if v not in ("proportional", "combined"):
+                raise _bad(f"error.{k}", v, "proportional or combined")
+        for k, v in self.transforms.items():
+            if v not in ("log", "logit", "none"):
+                raise _bad(f"transforms.{k}", v, "log, logit or none")
+        for k, v in self.init.items():
+            if not isinstance(v, (int, float)) or v != v:
+                raise _bad(f"init.{k}", v, "a number")
+        for name in self.profile:
+            if name not in self.parameters:
+                raise _bad("profile", list(self.profile),
+                           f"names among fit.parameters ({', '.join(self.parameters)})")
+        for key, lo in (("n_starts", 1), ("n_local", 1), ("max_iter", 1), ("n_explore", 1),
+                        ("n_smooth", 1), ("n_rw", 0), ("is_samples", 0), ("n_sim", 0)):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise _bad(key, v, f"an integer >= {lo}")
+        if self.n_local > self.n_starts:
+            raise _bad("n_local", self.n_local, f"at most fit.n_starts ({self.n_starts})")
+        if not (isinstance(self.omega_init, (int, float)) and 0 < self.omega_init <= 5):
+            raise _bad("omega_init", self.omega_init, "a number in (0, 5]")
+        if self.solver_method not in ("bdf", "rodas4", "dp5"):
+            raise _bad("solver_method", self.solver_method, "one of bdf, rodas4, dp5")
+        if self.rtol is not None and not (isinstance(self.rtol, (int, float))
+                                          and 1e-12 <= self.rtol <= 1e-3):
+            raise _bad("rtol", self.rtol, "a number in [1e-12, 1e-3]")

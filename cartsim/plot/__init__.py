@@ -51,8 +51,14 @@ _LAZY = {
     "run_what_if": ("cartsim.plot.whatif", "run_what_if"),
     "what_if_figure": ("cartsim.plot.whatif", "what_if_figure"),
     "WhatIf": ("cartsim.plot.whatif", "WhatIf"),
-    # --- goodness of fit (cartsim/plot/gof.py, fitting engineer): add its names here, e.g.
-    # "observed_vs_predicted": ("cartsim.plot.gof", "observed_vs_predicted"),
+    # --- goodness of fit (cartsim/plot/gof.py)
+    "plot_gof": ("cartsim.plot.gof", "plot_gof"),
+    "plot_obs_vs_pred": ("cartsim.plot.gof", "plot_obs_vs_pred"),
+    "plot_residuals": ("cartsim.plot.gof", "plot_residuals"),
+    "plot_residual_panels": ("cartsim.plot.gof", "plot_residual_panels"),
+    "plot_individual_fits": ("cartsim.plot.gof", "plot_individual_fits"),
+    "plot_vpc": ("cartsim.plot.gof", "plot_vpc"),
+    "vpc_statistics": ("cartsim.plot.gof", "vpc_statistics"),
     # --- sweeps (cartsim/plot/sweep.py)
     "plot_window": ("cartsim.plot.sweep", "plot_window"),
     "plot_dose_response": ("cartsim.plot.sweep", "plot_dose_response"),

@@ -1,0 +1,168 @@
+"""Forward model of a fit: parameter values -> predicted observations, in batches.
+
+:class:`ForwardModel` holds, for every patient of an
+:class:`~cartsim.fitting.data.Observations` table, its scenario and the times
+and analytes it was observed at. :meth:`ForwardModel.predict` takes a batch
+of (patient, parameter vector) pairs and integrates them as one compiled,
+parallel batch (:func:`cartsim.simulation.solve_problems`), returning the
+predicted value of every observation. A failed solve gives NaN predictions
+(and hence ``-inf`` log-likelihood), never an exception.
+
+The ``stein2019`` model is evaluated with its closed form
+(:func:`cartsim.models.stein2019.closed_form`), which is exact and agrees
+with the ODE solution including the tocilizumab / steroid factors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from cartsim.fitting.data import Observations
+from cartsim.models import get_model
+from cartsim.parameters.base import ParameterError
+from cartsim.scenario import ModelConfig, OutputOptions, Scenario, ScenarioError
+
+__all__ = ["ForwardModel"]
+
+
+class ForwardModel:
+    """Predictions of the observed analytes of a cohort at given parameter values.
+
+    Parameters
+    ----------
+    data : the observations (their patients, times and analytes).
+    scenarios : one scenario per patient (``data.scenarios(base)``); all with the same model.
+    parameters : names of the parameters that :meth:`predict` sets (other
+        parameters keep the scenario's values).
+    method, rtol : ODE solver settings for the fit (``bdf`` at ``1e-8`` keeps
+        finite-difference derivatives smooth at a low cost).
+    """
+
+    def __init__(self, data: Observations, scenarios: Sequence[Scenario],
+                 parameters: Sequence[str], *, method: str = "bdf", rtol: float = 1e-8):
+        if len(scenarios) != data.n_patients:
+            raise ValueError(f"{len(scenarios)} scenarios for {data.n_patients} patients")
+        self.data = data
+        self.model_name = scenarios[0].model.name
+        self.model = get_model(self.model_name)
+        self.parameters = list(parameters)
+        pset = self.model.parameters
+        for name in self.parameters:
+            if name not in pset:
+                raise ScenarioError(f"fit.parameters: {name!r} is not a parameter of model "
+                                    f"{self.model_name!r}; accepted: {', '.join(pset)}")
+        available = set(self._output_names())
+        for a in data.analytes:
+            if a not in available:
+                raise ScenarioError(f"{data.source}: analyte {a!r} is not an output of model "
+                                    f"{self.model_name!r} (it has {', '.join(sorted(available))})")
+        self.method, self.rtol = method, rtol
+        self.index = [np.flatnonzero(data.patient == i) for i in range(data.n_patients)]
+        self.times = []
+        self.scenarios = []
+        for i, sc in enumerate(scenarios):
+            t = np.unique(data.time[self.index[i]])
+            self.times.append(t)
+            out = OutputOptions(t_start=float(min(t[0], -5.0)), t_end=float(t[-1]) + 1.0,
+                                times=[float(x) for x in t])
+            self.scenarios.append(dataclasses.replace(sc, output=out))
+        self.defaults = np.array([self.base_value(n) for n in self.parameters])
+
+    def _output_names(self) -> list[str]:
+        if self.model_name == "stein2019":
+            return ["car_copies_per_ug"]
+        return [*_CD7_OBSERVABLES, *self.model.state_names]
+
+    def base_value(self, name: str) -> float:
+        """The value of parameter ``name`` in patient 0's scenario (override or default)."""
+        return float(self.scenarios[0].model.params.get(name, self.model.parameters[name].value))
+
+    # -- prediction ---------------------------------------------------------------------------
+    def predict(self, patients: Sequence[int], values: np.ndarray) -> list[np.ndarray]:
+        """Predicted observations for each (patient, parameter vector) pair.
+
+        Parameters
+        ----------
+        patients : patient index of every evaluation, shape (n_eval,).
+        values : parameter values (model units, order of ``parameters``), shape
+            (n_eval, n_par).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            For evaluation ``e``, the predictions of patient ``patients[e]``'s
+            observations (order of ``data`` rows of that patient); NaN where the
+            solve failed or the values were rejected by the model.
+        """
+        values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        patients = [int(p) for p in patients]
+        if self.model_name == "stein2019":
+            return [self._stein(p, v) for p, v in zip(patients, values)]
+        return self._ode(patients, values)
+
+    def _scenario(self, i: int, v: np.ndarray) -> Scenario:
+        sc = self.scenarios[i]
+        params = {**sc.model.params, **{n: float(x) for n, x in zip(self.parameters, v)}}
+        return dataclasses.replace(sc, model=ModelConfig(name=self.model_name, params=params))
+
+    def _stein(self, i: int, v: np.ndarray) -> np.ndarray:
+        from cartsim.models.stein2019 import closed_form
+
+        sc = self._scenario(i, v)
+        idx = self.index[i]
+        try:
+            p = self.model.parameter_vector(sc.model.params)
+        except (ParameterError, ScenarioError):
+            return np.full(idx.size, np.nan)
+        reg = sc.regimen
+        c = closed_form(self.data.time[idx], p, t_inf=float(reg.car_days[0]),
+                        toci_day=float(reg.toci_days[0]) if reg.toci_days else None,
+                        ster_day=float(reg.steroid_days[0]) if reg.steroid_days else None)
+        return np.asarray(c, dtype=np.float64)
+
+    def _ode(self, patients: list[int], values: np.ndarray) -> list[np.ndarray]:
+        from cartsim.simulation import solve_problems
+
+        model = self.model
+        problems, ok = [], []
+        for i, v in zip(patients, values):
+            try:
+                problems.append(model.build(self._scenario(i, v)))
+                ok.append(True)
+            except (ParameterError, ScenarioError):
+                problems.append(model.build(self.scenarios[i]))
+                ok.append(False)
+        t_all = np.unique(np.concatenate([self.times[i] for i in set(patients)]))
+        res = solve_problems(model, problems, t_all, method=self.method, rtol=self.rtol,
+                             atol=model.atol, max_steps=200_000)
+        y = model.to_linear(np.asarray(res.y))
+        p = np.stack([pr.p for pr in problems])
+        keys = [k for k, val in problems[0].info.items() if np.isscalar(val)]
+        info = {k: np.array([pr.info[k] for pr in problems]) for k in keys}
+        needed = set(self.data.analyte.tolist())
+        outputs = {k: np.asarray(o.data) for k, o in model.observables(y, p, info).items()
+                   if k in needed}
+        names = model.state_names
+        for a in needed - set(outputs):
+            outputs[a] = y[..., names.index(a)]
+        status = np.asarray(res.status)
+        preds = []
+        for e, i in enumerate(patients):
+            idx = self.index[i]
+            col = np.searchsorted(t_all, self.data.time[idx])
+            out = np.empty(idx.size)
+            for a in np.unique(self.data.analyte[idx]):
+                m = self.data.analyte[idx] == a
+                out[m] = outputs[a][e, col[m]]
+            if status[e] != 0 or not ok[e]:
+                out[:] = np.nan
+            preds.append(out)
+        return preds
+
+
+_CD7_OBSERVABLES = ("car_copies_per_ug", "car_cells_per_ul", "car_pct_of_t", "car_total",
+                    "marrow_blast_pct", "blast_cd7neg_pct", "t_cd7pos_per_ul", "t_cd7neg_per_ul",
+                    "anc_per_ul", "wbc_per_ul", "flu_conc", "cy_conc")
