@@ -139,6 +139,7 @@ def lu_factor(a, piv, sp):
     at this size loop overhead, not flops, dominates.)
     """
     n = a.shape[0]
+    n2 = 2 * n
     for k in range(n):
         p = k
         amax = abs(a[k, k])
@@ -158,27 +159,28 @@ def lu_factor(a, piv, sp):
                 a[k, j] = a[p, j]
                 a[p, j] = tmp
         inv = 1.0 / a[k, k]
+        # row k of U is final now: record its non-zeros and update over them only
+        nu = 0
+        for j in range(k + 1, n):
+            if a[k, j] != 0.0:
+                sp[k, n + nu] = j
+                nu += 1
+        sp[k, n2 + 1] = nu
         for i in range(k + 1, n):
             lik = a[i, k] * inv
             a[i, k] = lik
             if lik != 0.0:
-                for j in range(k + 1, n):
+                for q in range(nu):
+                    j = sp[k, n + q]
                     a[i, j] -= lik * a[k, j]
         a[k, k] = inv
-    n2 = 2 * n
     for i in range(n):
         nl = 0
         for j in range(i):
             if a[i, j] != 0.0:
                 sp[i, nl] = j
                 nl += 1
-        nu = 0
-        for j in range(i + 1, n):
-            if a[i, j] != 0.0:
-                sp[i, n + nu] = j
-                nu += 1
         sp[i, n2] = nl
-        sp[i, n2 + 1] = nu
     return LU_OK
 
 
