@@ -289,6 +289,8 @@ class IndividualFit:
     profile_ci_ : profile-likelihood 95% intervals (``-inf`` / ``inf`` where flat).
     profile_ : per profiled parameter, ``{"value": grid, "loglik": l_p}``.
     cov_ : covariance of the search vector (``phi`` and ``ln sigma``).
+    at_bound_ : names of estimates that ended on a bound of their search interval; they are
+        held fixed for the covariance (no standard error, an ``IdentifiabilityWarning``).
     loglik_, aic_, bic_ : maximised log-likelihood (of ln Y), AIC, BIC.
     n_obs_, n_censored_ : observations used, of which censored.
     converged_, status_, message_ : convergence flag, short status, optimiser message.
@@ -435,17 +437,29 @@ class IndividualFit:
         # observed information and Wald intervals
         H = obj.hessian(x, self.hessian_step)
         self.hessian_ = H
+        # an estimate on a bound of its search interval is not an interior maximum: it is
+        # held fixed (no standard error), and the others get theirs conditional on it
+        width = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+        on_bound = (np.abs(x - lo) <= 1e-6 * width) | (np.abs(hi - x) <= 1e-6 * width)
+        self.at_bound_ = [n for n, b in zip(names, on_bound) if b]
+        if self.at_bound_:
+            warnings.warn(f"patient {one.ids[0]!r}: {', '.join(self.at_bound_)} on a bound of "
+                          "the search interval: held fixed for the standard errors of the "
+                          "others (no standard error of its own)", IdentifiabilityWarning,
+                          stacklevel=2)
+        free = ~on_bound
         cov = np.full((k, k), np.nan)
+        Hf = H[np.ix_(free, free)]
         try:
-            if np.all(np.isfinite(H)) and np.all(np.linalg.eigvalsh(H) > 0):
-                cov = np.linalg.inv(H)
+            if free.any() and np.all(np.isfinite(Hf)) and np.all(np.linalg.eigvalsh(Hf) > 0):
+                cov[np.ix_(free, free)] = np.linalg.inv(Hf)
         except np.linalg.LinAlgError:
             pass
-        if not np.all(np.isfinite(cov)):
+        if free.any() and not np.all(np.isfinite(cov[np.ix_(free, free)])):
             warnings.warn(f"patient {one.ids[0]!r}: the observed information is not positive "
-                          "definite: some of " + ", ".join(names) + " are not identifiable from "
-                          "these data (standard errors are NaN)", IdentifiabilityWarning,
-                          stacklevel=2)
+                          "definite: some of " + ", ".join(np.array(names)[free]) + " are not "
+                          "identifiable from these data (standard errors are NaN)",
+                          IdentifiabilityWarning, stacklevel=2)
         # small-sample correction as in nonlinear regression (Bates & Watts 1988, ch. 2):
         # covariance scaled by n/(n-k) and t quantiles with n-k degrees of freedom
         dof = self.n_obs_ - k
