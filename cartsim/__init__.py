@@ -7,6 +7,9 @@ Entry points (imported lazily, so ``import cartsim`` stays light):
 * :func:`cartsim.endpoints` - per-patient clinical endpoints of a simulation Dataset;
 * :func:`cartsim.run_trial` - a virtual cohort (``PopulationSpec`` or ``read_cohort``) through
   simulation, endpoints and the trial report;
+* :func:`cartsim.simulate_stochastic`, :func:`cartsim.outcome_probabilities` - the hybrid
+  exact/tau-leap and clonal agent engines of the same reaction network (cure, CAR-T loss,
+  relapse and CD7- escape probabilities);
 * :func:`cartsim.fit` - fit parameters to observed kinetics (individual maximum likelihood
   or population SAEM), see :mod:`cartsim.fitting`;
 * :func:`cartsim.run_sweep`, :func:`cartsim.run_sensitivity`, :func:`cartsim.gather` - dense
@@ -45,6 +48,9 @@ _LAZY = {
     "fit": ("cartsim.fitting", "fit"),
     "read_observations": ("cartsim.fitting", "read_observations"),
     "fit_dataset": ("cartsim.fitting", "fit_dataset"),
+    "simulate_stochastic": ("cartsim.stochastic", "simulate_stochastic"),
+    "outcome_probabilities": ("cartsim.stochastic", "outcome_probabilities"),
+    "StochasticOptions": ("cartsim.stochastic.options", "StochasticOptions"),
     "run_sweep": ("cartsim.sweep", "run_sweep"),
     "run_sensitivity": ("cartsim.sweep", "run_sensitivity"),
     "gather": ("cartsim.sweep", "gather"),

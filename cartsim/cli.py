@@ -33,14 +33,24 @@ from cartsim.config import ConfigError, RunConfig, conf_dir, register_configs, t
 from cartsim.io import write_netcdf
 from cartsim.scenario import ScenarioError
 
-__all__ = ["TASKS", "main", "run_simulate", "run_trial_task", "write_netcdf"]
+__all__ = ["TASKS", "engine_simulator", "main", "run_simulate", "run_trial_task",
+           "write_netcdf"]
 
 EXIT_USAGE = 2
 """Exit code for a rejected configuration value (as argparse uses for usage errors)."""
 
 
 def run_simulate(run_cfg: RunConfig, output_dir: Path) -> None:
-    """Task ``simulate``: simulate the scenario, write the Dataset, print its path and a summary."""
+    """Task ``simulate``: simulate the scenario, write the Dataset, print its path and a summary.
+
+    With ``engine=stochastic`` or ``engine=agent`` the stochastic engine simulates
+    ``stochastic.replicates`` realisations and prints outcome probabilities instead.
+    """
+    if run_cfg.engine != "ode":
+        from cartsim.stochastic.task import run_stochastic_simulate
+
+        run_stochastic_simulate(run_cfg, output_dir)
+        return
     # lazily: numba kernels and the model load only when a simulation runs
     from cartsim.simulation import simulate
     from cartsim.summary import format_summary
@@ -52,16 +62,30 @@ def run_simulate(run_cfg: RunConfig, output_dir: Path) -> None:
 
 
 def run_trial_task(run_cfg: RunConfig, output_dir: Path) -> None:
-    """Task ``trial``: simulate a virtual cohort, compute every endpoint, write the report."""
+    """Task ``trial``: simulate a virtual cohort, compute every endpoint, write the report.
+
+    With ``engine=stochastic`` or ``engine=agent`` each virtual patient is one stochastic
+    realisation (stream = the patient's index, so chunking does not change the result).
+    """
     from cartsim.report import format_trial_summary
     from cartsim.trial import run_trial
 
     result = run_trial(run_cfg.scenario(), run_cfg.population, run_cfg.endpoints,
-                       options=run_cfg.trial)
+                       options=run_cfg.trial, simulate_fn=engine_simulator(run_cfg))
     paths = result.write(output_dir)
     print(format_trial_summary(result.summary()), flush=True)
     for name, path in paths.items():
         print(f"cartsim: wrote {name}: {path}", flush=True)
+
+
+def engine_simulator(run_cfg: RunConfig):
+    """The ``simulate_fn(scenarios, start)`` of ``run_cfg.engine`` for cohorts and sweeps
+    (:func:`cartsim.stochastic.trial_simulator`), or None for the ODE."""
+    if run_cfg.engine == "ode":
+        return None
+    from cartsim.stochastic import trial_simulator
+
+    return trial_simulator(run_cfg.engine, run_cfg.stochastic)
 
 
 def _lazy_task(module: str, name: str) -> Callable[[RunConfig, Path], None]:

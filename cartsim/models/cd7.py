@@ -279,7 +279,7 @@ class Cd7Model(Model):
             return np.asarray(a, dtype=float)[:, None]
 
         def present(x):  # below one cell a population is absent: report 0, not the floor
-            return np.where(x >= 1.0, x, 0.0)
+            return np.where(x >= 1.0, x, np.where(np.isnan(x), np.nan, 0.0))  # failed: NaN
 
         bv_ul = col(info["blood_volume_ul"])
         f_l = phys["f_blood_lymph"]

@@ -135,8 +135,8 @@ def lu_factor(a, piv, sp):
     over the non-zeros of the pivot row (recorded once the row is final; the
     factors are bitwise those of the dense loop, since only exact zeros are
     skipped); the triangular solves then run over the recorded non-zeros only.
-    On the 23-state ``cd7`` Jacobian this halves the cost of a factorisation. For the sparse Jacobians of
-    compartment models (``n`` ~ 15-25, 15-30 % non-zeros) the six solves of a
+    On the 23-state ``cd7`` Jacobian this halves the cost of a factorisation. For the
+    sparse Jacobians of compartment models (``n`` ~ 15-25, 15-30 % non-zeros) the six solves of a
     Rodas4 step cost about half of dense ones; for dense matrices this costs a few
     percent. (A column-oriented variant and a fast-math variant were not faster:
     at this size loop overhead, not flops, dominates.)

@@ -98,8 +98,8 @@ def plan_sweep(base: Scenario, spec: SweepSpec, *, seed: int = 0,
 
 def run_sweep(base: Scenario, spec: SweepSpec | None = None, population=None, settings=None,
               *, seed: int | None = None, chunk_dir=None, simulate_fn: Callable | None = None,
-              group_resolver=None, progress: Callable[[int, int], None] | None = None
-              ) -> xr.Dataset:
+              group_resolver=None, progress: Callable[[int, int], None] | None = None,
+              engine: dict | None = None) -> xr.Dataset:
     """Run a sweep and return one Dataset (one dim per grid axis, or a ``sample`` dim).
 
     Parameters
@@ -113,11 +113,16 @@ def run_sweep(base: Scenario, spec: SweepSpec | None = None, population=None, se
     settings : :class:`~cartsim.clinical.EndpointSettings` (default: its defaults).
     seed : run seed (default ``base.seed``): sample points, cohorts and death draws.
     chunk_dir : directory of the chunk files (resumable); None = nothing written.
-    simulate_fn : ``simulate_fn(scenarios) -> Dataset`` (default :func:`cartsim.simulate`);
+    simulate_fn : ``simulate_fn(scenarios, start) -> Dataset`` (default :func:`cartsim.simulate`,
+        one batch); ``start`` is the global index of the first patient (see
+        ``_simulate_points``); ``cartsim.cli.engine_simulator`` gives the stochastic engines';
         the one place the simulator is called (another engine plugs in here).
     group_resolver : ``resolver(group, option) -> section`` for group axes (default: compose
         ``conf/``).
     progress : called as ``progress(points_done, n_points)`` after each chunk.
+    engine : description of a non-ODE ``simulate_fn`` (e.g. ``{"engine": "stochastic",
+        "stochastic": {...}}``): part of what the chunk files are checked against, so a
+        resumed sweep never mixes engines. None for the ODE.
 
     Returns
     -------
@@ -145,6 +150,8 @@ def run_sweep(base: Scenario, spec: SweepSpec | None = None, population=None, se
     check_follow_up(base, spec.endpoints, "sweep.endpoints")
     pop = _point_population(population, spec, plan.axes)
     desc = describe(base, spec, pop, settings, seed)
+    if engine is not None:
+        desc["engine"] = engine
     ds = run_points(base, plan, spec.endpoints, pop, settings, seed=seed,
                     chunk_size=spec.chunk_size, chunk_dir=chunk_dir, description=desc,
                     simulate_fn=simulate_fn, progress=progress,
@@ -256,6 +263,28 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
     return ds
 
 
+def _simulate_points(scenarios, valid, per, simulate_fn):
+    """Simulate the valid points' scenarios (``per`` each, in order) as one Dataset.
+
+    The default (ODE) is one compiled batch. A ``simulate_fn(scenarios, start)`` is called
+    once per run of consecutive points with ``start = point * per``, the global index of the
+    run's first patient: a stochastic engine numbers its random streams by it, so a point's
+    result does not depend on the chunking or on which points a resumed run recomputes.
+    """
+    if simulate_fn is None:
+        from cartsim.simulation import simulate
+
+        return simulate(scenarios)
+    parts, first = [], 0
+    for k in range(1, len(valid) + 1):
+        if k == len(valid) or valid[k] != valid[k - 1] + 1:
+            parts.append(simulate_fn(scenarios[first * per:k * per], valid[first] * per))
+            first = k
+    if len(parts) == 1:
+        return parts[0]
+    return xr.concat(parts, dim="patient", combine_attrs="override")
+
+
 def _evaluate(base, plan: SweepPlan, idx, names, pop, settings, *, seed, death_seed,
               simulate_fn, ci_level, keep):
     """One chunk: build the points' scenarios, simulate them as one batch, reduce."""
@@ -263,8 +292,6 @@ def _evaluate(base, plan: SweepPlan, idx, names, pop, settings, *, seed, death_s
     from cartsim.sweep.endpoints import select, single, summarise
     from cartsim.trial import stream_seeds
 
-    if simulate_fn is None:
-        from cartsim.simulation import simulate as simulate_fn
     scenarios, valid, invalid = [], [], {}
     for p in idx:
         try:
@@ -285,7 +312,7 @@ def _evaluate(base, plan: SweepPlan, idx, names, pop, settings, *, seed, death_s
     per = plan.per_point
     traj = None
     if valid:
-        ds = simulate_fn(scenarios)
+        ds = _simulate_points(scenarios, valid, per, simulate_fn)
         ds = ds.assign_coords(patient=("patient", np.tile(np.arange(per), len(valid)),
                                        ds["patient"].attrs))
         ep = endpoints(ds, settings, seed=death_seed)

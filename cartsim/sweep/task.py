@@ -11,6 +11,7 @@ gathered by ``cartsim gather DIR``):
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -47,8 +48,16 @@ def _fail(exc: Exception):
     sys.exit(EXIT_USAGE)
 
 
+def _engine(run_cfg) -> dict | None:
+    """What the chunk files record of a stochastic engine (None for the ODE)."""
+    if run_cfg.engine == "ode":
+        return None
+    return {"engine": run_cfg.engine, "stochastic": dataclasses.asdict(run_cfg.stochastic)}
+
+
 def run_sweep_task(run_cfg, output_dir) -> Path:
     """Task ``sweep``: run ``run_cfg.sweep`` around the scenario and write ``sweep.nc``."""
+    from cartsim.cli import engine_simulator
     from cartsim.sweep.run import default_chunk_dir, run_sweep
 
     spec = run_cfg.sweep
@@ -57,7 +66,8 @@ def run_sweep_task(run_cfg, output_dir) -> Path:
     chunk_dir = default_chunk_dir(spec, out)
     try:
         ds = run_sweep(run_cfg.scenario(), spec, run_cfg.population, run_cfg.endpoints,
-                       chunk_dir=chunk_dir, progress=_progress(f"sweep {spec.name}"))
+                       chunk_dir=chunk_dir, progress=_progress(f"sweep {spec.name}"),
+                       simulate_fn=engine_simulator(run_cfg), engine=_engine(run_cfg))
     except ScenarioError as exc:
         _fail(exc)
     path = write_netcdf(ds, out / SWEEP_FILE)

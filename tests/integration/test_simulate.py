@@ -111,3 +111,14 @@ def test_absent_populations_are_reported_as_zero(ds):
     assert float(one["car_copies_per_ug"].sel(time=1)) > 0.0
     # no extramedullary disease in the default T-ALL patient
     assert float(one["em_volume_cm3"].max()) == 0.0
+
+
+def test_a_failed_solve_reports_nan_not_an_absent_population():
+    """After a solver failure the states are NaN; counts shown as 0 'below one cell' must not
+    turn that into a plausible-looking zero."""
+    from cartsim.scenario import SolverOptions
+
+    ds = cartsim.simulate(cartsim.Scenario(solver=SolverOptions(max_steps=20)))
+    assert int(ds["status"].values[0]) != 0
+    for name in ("car_total", "car_copies_per_ug", "marrow_blast_pct"):
+        assert np.isnan(ds[name].values[0, -1]), name

@@ -28,7 +28,7 @@ class Crash(RuntimeError):
 def _crash_on(call_numbers, exc=Crash):
     calls = {"n": 0}
 
-    def sim(scenarios):
+    def sim(scenarios, start):
         calls["n"] += 1
         if calls["n"] in call_numbers:
             raise exc("simulated crash")

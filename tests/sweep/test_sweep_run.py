@@ -121,7 +121,7 @@ def test_lhs_sweep_has_a_sample_dim_with_values_in_range(base):
 
 
 def test_a_solver_failure_is_data_and_the_sweep_goes_on(base):
-    def failing_second(scenarios):
+    def failing_second(scenarios, start):
         ds = simulate(scenarios)
         st = ds["status"].values.copy()
         st[1] = 1  # as if patient 1 hit max_steps
@@ -177,7 +177,7 @@ def test_setup_errors_fail_fast(base):
     with pytest.raises(ScenarioError, match="pfs_12m needs follow-up to day 365"):
         run_sweep(short, SweepSpec(endpoints=["pfs_12m"]))
 
-    def broken(scenarios):
+    def broken(scenarios, start):
         raise TypeError("simulator misconfigured")
 
     with pytest.raises(TypeError, match="misconfigured"):  # the first chunk raises at once
