@@ -44,11 +44,11 @@ class Timer:
             self.calls += 1
 
 
-def in_job(n_points: int, chunk_size: int, seed: int = 0) -> dict:
+def in_job(n_points: int, chunk_size: int, seed: int = 0, method: str = "auto") -> dict:
     """Run an LHS sweep of ``n_points`` over dose x burden; return timings."""
     import cartsim.clinical
     import cartsim.simulation as sim
-    from cartsim.scenario import Scenario
+    from cartsim.scenario import Scenario, SolverOptions
     from cartsim.sweep import SweepAxis, SweepSpec, run_sweep
 
     spec = SweepSpec(method="lhs", n_samples=n_points, chunk_size=chunk_size,
@@ -56,10 +56,10 @@ def in_job(n_points: int, chunk_size: int, seed: int = 0) -> dict:
                                      stop=1e7),
                            SweepAxis("patient.marrow_blast_pct", space="logspace", start=1.0,
                                      stop=90.0)])
-    base = Scenario()
+    base = Scenario(solver=SolverOptions(method=method))
     run_sweep(base, SweepSpec(endpoints=spec.endpoints))  # warm-up: load compiled kernels
     solve = Timer(sim.solve_problems)
-    simulate = Timer(sim.simulate)
+    simulate = Timer(lambda scenarios, start: sim.simulate(scenarios))  # run_sweep's hook
     ep = Timer(cartsim.clinical.endpoints)
     sim.solve_problems, cartsim.clinical.endpoints = solve, ep
     try:
@@ -87,6 +87,8 @@ def multirun(n_jobs: int) -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=100_000, help="in-job sweep points")
+    ap.add_argument("--method", default="auto",
+                    help="solver.method of the swept scenario (auto = the model's, rodas4)")
     ap.add_argument("--chunk-size", type=int, default=1000, help="patients per batch")
     ap.add_argument("--multirun-points", type=int, default=1000,
                     help="jobs of the Hydra multirun (0 = skip)")
@@ -95,7 +97,7 @@ def main(argv=None) -> None:
     import numba
 
     print(f"cores: {os.cpu_count()}, numba threads: {numba.get_num_threads()}")
-    r = in_job(args.points, args.chunk_size)
+    r = in_job(args.points, args.chunk_size, method=args.method)
     n, wall = args.points, r["wall"]
     other = wall - r["simulate"] - r["endpoints"]
     print(f"in-job sweep: {n} points (LHS dose x burden, days -5..365 daily, endpoints only), "
