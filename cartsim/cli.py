@@ -72,6 +72,7 @@ def run_trial_task(run_cfg: RunConfig, output_dir: Path) -> None:
 
     result = run_trial(run_cfg.scenario(), run_cfg.population, run_cfg.endpoints,
                        options=run_cfg.trial, simulate_fn=engine_simulator(run_cfg))
+    result.endpoints.attrs["engine"] = run_cfg.engine
     paths = result.write(output_dir)
     print(format_trial_summary(result.summary()), flush=True)
     for name, path in paths.items():

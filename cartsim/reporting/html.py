@@ -144,7 +144,10 @@ def _scenario_table(cfg: dict, ep: xr.Dataset) -> list[tuple[str, str]]:
                          f"cohort {ep.attrs.get('cohort_source', 'drawn')}"),
             ("seed", str(ep.attrs.get("seed", "?"))),
             ("model", f"{ep.attrs.get('model', '?')}, cartsim "
-                      f"{ep.attrs.get('cartsim_version', '?')}")]
+                      f"{ep.attrs.get('cartsim_version', '?')}"),
+            ("engine", {"stochastic": "stochastic (one realisation per patient)",
+                        "agent": "agent, clonal CAR-T (one realisation per patient)"}
+             .get(str(ep.attrs.get("engine", "ode")), "ODE (deterministic)"))]
     if pat and ep.attrs.get("cohort_source", "drawn") != "drawn":
         rows.append(("base patient", ", ".join(f"{k} {v}" for k, v in pat.items())))
     return rows
@@ -252,11 +255,17 @@ def _resimulate(result) -> xr.Dataset | None:
 def run_report_task(run_cfg, output_dir) -> None:
     """Task ``report``: run the trial as ``task=trial`` does, write its files and
     ``report.html``, and print the paths."""
+    from cartsim.cli import engine_simulator
     from cartsim.report import format_trial_summary
     from cartsim.trial import run_trial
 
+    options = run_cfg.trial
+    if run_cfg.engine != "ode":
+        # the figures must show the realisations the table counts, not ODE re-simulations
+        options = dataclasses.replace(options, save_trajectories=True)
     result = run_trial(run_cfg.scenario(), run_cfg.population, run_cfg.endpoints,
-                       options=run_cfg.trial)
+                       options=options, simulate_fn=engine_simulator(run_cfg))
+    result.endpoints.attrs["engine"] = run_cfg.engine
     result.html_report = False  # written below, with the scenario as configured
     paths = result.write(output_dir)
     paths["html"] = write_html_report(result, Path(output_dir) / REPORT_FILE,

@@ -125,6 +125,26 @@ def test_report_task_writes_the_page_and_the_trial_files(tmp_path, capsys):
     assert len(IMG.findall((tmp_path / "report.html").read_text())) == N_FIGURES
 
 
+def test_report_task_with_the_stochastic_engine_shows_its_realisations(tmp_path):
+    """engine=stochastic: the table and the figures come from the same realisations."""
+    import xarray as xr
+
+    from cartsim import load_run_config
+
+    cfg = load_run_config(["task=report", "engine=stochastic", "population.n=4",
+                           "output.t_end=60"])
+    run_report_task(cfg, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "stochastic (one realisation per patient)" in page
+    assert len(IMG.findall(page)) == N_FIGURES
+    with xr.open_dataset(tmp_path / "trial_endpoints.nc") as ep, \
+            xr.open_dataset(tmp_path / "trial_trajectories.nc") as traj:
+        assert ep.attrs["engine"] == "stochastic"
+        # the saved trajectories are the realisations the endpoints were computed from
+        np.testing.assert_allclose(traj["car_copies_per_ug"].max("time").values,
+                                   ep["cmax_qpcr"].values, rtol=1e-12)
+
+
 def test_report_from_an_endpoints_dataset_only(trial, tmp_path):
     _, result = trial
     path = write_html_report(result.endpoints, tmp_path)  # a folder gets report.html
