@@ -27,10 +27,11 @@ from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cartsim.config import ConfigError, RunConfig, conf_dir, register_configs, to_run_config
-from cartsim.io import write_netcdf
+from cartsim.io import write_netcdf, write_text
 from cartsim.scenario import ScenarioError
 
 __all__ = ["TASKS", "engine_simulator", "main", "run_simulate", "run_trial_task",
@@ -127,9 +128,44 @@ def _app(cfg: DictConfig) -> None:
         run_cfg = to_run_config(cfg)
     except ScenarioError as exc:
         _fail(str(exc))
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    output_dir = Path(hc.runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    multirun = hc.mode == RunMode.MULTIRUN
+    key = job_key(list(hc.overrides.task)) if multirun else None
+    if multirun and job_done(output_dir, key):
+        print(f"cartsim: job {hc.job.num} ({', '.join(hc.overrides.task) or 'no overrides'}) "
+              f"already complete in {output_dir}: skipped", flush=True)
+        return
     TASKS[task_name](run_cfg, output_dir)
+    if multirun:
+        mark_done(output_dir, key)
+
+
+DONE_MARKER = ".cartsim_done"
+"""File a multirun job writes (atomically) into its output directory after its task has
+completed; it holds the job's overrides. Re-running the same multirun (same
+``hydra.sweep.dir``) skips every job whose marker matches, so an interrupted sweep resumes
+where it stopped and a job that crashed or was killed is run again."""
+
+
+def job_key(overrides: list[str]) -> str:
+    """What identifies a multirun job: its task overrides (one per line)."""
+    return "\n".join(overrides) + "\n"
+
+
+def job_done(output_dir: Path, key: str) -> bool:
+    """True when ``output_dir`` holds the completion marker of the job ``key``."""
+    marker = Path(output_dir) / DONE_MARKER
+    try:
+        return marker.read_text() == key
+    except OSError:
+        return False
+
+
+def mark_done(output_dir: Path, key: str) -> None:
+    """Write the completion marker of the job ``key`` into ``output_dir`` (atomically)."""
+    write_text(key, Path(output_dir) / DONE_MARKER)
 
 
 def _hydra_main() -> Callable[[], None]:

@@ -160,6 +160,29 @@ def test_multirun_writes_one_file_per_job(tmp_path, monkeypatch, capsys, stand_i
         np.testing.assert_array_equal(g["regimen.car_dose_per_kg"].values, [1e5, 1e6, 1e7])
 
 
+def test_rerunning_a_multirun_skips_completed_jobs(tmp_path, monkeypatch, capsys,
+                                                   stand_in_simulate):
+    """The same command with the same sweep dir resumes: only unfinished jobs run again."""
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    args = ("-m", "regimen.car_dose_per_kg=1e5,1e6,1e7", f"hydra.sweep.dir={sweep}")
+    run_in_process(monkeypatch, *args)
+    assert len(stand_in_simulate) == 3
+    capsys.readouterr()
+    # job 1 was killed before it finished: no marker (its file may be there or not)
+    (sweep / "1" / cli.DONE_MARKER).unlink()
+    run_in_process(monkeypatch, *args)
+    out = capsys.readouterr().out
+    assert len(stand_in_simulate) == 4  # only job 1 ran again
+    assert stand_in_simulate[-1].regimen.car_dose_per_kg == 1e6
+    assert out.count("already complete") == 2
+    assert "3/3 jobs gathered" in out
+    # a marker of different overrides (another sweep in the same dir) does not count
+    (sweep / "2" / cli.DONE_MARKER).write_text(cli.job_key(["regimen.car_dose_per_kg=5"]))
+    run_in_process(monkeypatch, *args)
+    assert len(stand_in_simulate) == 5 and stand_in_simulate[-1].regimen.car_dose_per_kg == 1e7
+
+
 def test_write_netcdf_leaves_no_file_when_writing_fails(tmp_path):
     class Broken:
         def to_netcdf(self, path, engine):
