@@ -470,6 +470,7 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
     first = True
     restart = True
     lu_ok = False
+    c_lu = 1.0
     jac_fresh = False
     nsing = 0
 
@@ -551,7 +552,6 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
                 bdf.change_D(D, order, hn / h_abs, Rw, Uw, RUw, Dtmp)
                 h_abs = hn
                 n_equal = 0
-                lu_ok = False
                 last = True
             t_new = tseg if last else t + h_abs
             h = t_new - t
@@ -567,6 +567,8 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
                     s += D[j, i] * gam[j]
                 psi[i] = s / alp[order]
             c = h / alp[order]
+            if lu_ok and abs(c / c_lu - 1.0) > bdf.LU_REUSE:
+                lu_ok = False
 
             converged = False
             nonfin = False
@@ -579,11 +581,16 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
                     if lu_info != rodas.LU_OK:
                         break
                     lu_ok = True
+                    c_lu = c
                 converged, n_iter, nonfin = bdf.solve_system(mid, t_new, ypred, c, psi, lu,
                                                              piv, sp, scale, ntol, pp, ynew,
-                                                             dv, fv, dy)
+                                                             dv, fv, dy, c / c_lu)
                 nfev += n_iter
                 if not converged:
+                    if c != c_lu and not nonfin:
+                        # the LU of an older step size: refactor before a new Jacobian
+                        lu_ok = False
+                        continue
                     if current_jac:
                         break
                     nfev += bdf.jacobian(mid, t_new, ypred, pp, jm, ftmp, ytmp, ftmp2)
@@ -722,13 +729,16 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
             if fp > fmax:
                 delta = 1
                 fmax = fp
-            order += delta
             safety = 0.9 * (2 * bdf.NEWTON_MAXITER + 1) / (2 * bdf.NEWTON_MAXITER + n_iter)
             factor = min(bdf.MAX_FACTOR, safety * fmax)
-            h_abs *= factor
-            bdf.change_D(D, order, factor, Rw, Uw, RUw, Dtmp)
-            n_equal = 0
-            lu_ok = False
+            if delta == 0 and 1.0 <= factor < bdf.MIN_GROWTH:
+                # too small a gain to pay for re-interpolation and a new LU (as CVODE)
+                n_equal = 0
+            else:
+                order += delta
+                h_abs *= factor
+                bdf.change_D(D, order, factor, Rw, Uw, RUw, Dtmp)
+                n_equal = 0
 
         if last:
             iev, nchg = _arrive(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask,
