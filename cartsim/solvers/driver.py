@@ -400,7 +400,8 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
     """``integrate`` for ``METHOD_BDF``: variable-order NDF/BDF (``cartsim.solvers.bdf``).
 
     Same arguments, outputs, statuses and event/rule/output conventions as
-    ``integrate``. Step and order control are SciPy's ``BDF``; the method restarts at
+    ``integrate``. Step and order control are SciPy's ``BDF`` (with CVODE's LU reuse
+    and step-increase threshold, see ``cartsim.solvers.bdf``); the method restarts at
     order 1 after every event or rule action: right-hand side, Jacobian and initial
     step recomputed (``HINIT`` with exponent 1/2, as SciPy's ``select_initial_step``
     for order 1; at least ``100 hmin``; ``h0 > 0`` is used for the first start only).
