@@ -20,7 +20,7 @@ Entry points (imported lazily, so ``import cartsim`` stays light):
 
 from __future__ import annotations
 
-import importlib
+from cartsim._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -72,16 +72,4 @@ _LAZY = {
 __all__ = ["CartsimWarning", "__version__", *_LAZY]
 
 
-def __getattr__(name: str):
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'cartsim' has no attribute {name!r}") from None
-    mod = importlib.import_module(module)
-    value = mod if attr is None else getattr(mod, attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=__all__)

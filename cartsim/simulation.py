@@ -34,6 +34,29 @@ def _as_scenario(obj) -> Scenario:
     return to_scenario(obj)
 
 
+def as_batch(scenarios, caller: str, shared=("model.name", "solver", "output")) -> list:
+    """Scenarios (one, or a sequence) as a validated list that can run as one batch.
+
+    Every scenario must agree with the first in the ``shared`` parts (a batch shares
+    them); the error names the scenario and the part.
+    """
+    if isinstance(scenarios, Sequence) and not isinstance(scenarios, (str, bytes)):
+        scs = [_as_scenario(s) for s in scenarios]
+    else:
+        scs = [_as_scenario(scenarios)]
+    if not scs:
+        raise ValueError(f"{caller} needs at least one scenario")
+    parts = {"model.name": lambda s: s.model.name, "solver": lambda s: s.solver,
+             "output": lambda s: s.output}
+    first = scs[0]
+    for i, s in enumerate(scs[1:], start=1):
+        for part in shared:
+            if parts[part](s) != parts[part](first):
+                raise ValueError(f"scenario {i} differs from scenario 0 in '{part}'; a batch "
+                                 f"shares the {', '.join(shared)} settings")
+    return scs
+
+
 def output_times(scenario: Scenario) -> np.ndarray:
     """The output grid (days) of a scenario."""
     out = scenario.output
@@ -62,20 +85,8 @@ def simulate(scenarios, *, method: str | None = None) -> xr.Dataset:
     xarray.Dataset
         Dims ``patient`` x ``time``. See the README for the variables.
     """
-    if isinstance(scenarios, Sequence) and not isinstance(scenarios, (str, bytes)):
-        scs = [_as_scenario(s) for s in scenarios]
-    else:
-        scs = [_as_scenario(scenarios)]
-    if not scs:
-        raise ValueError("simulate() needs at least one scenario")
+    scs = as_batch(scenarios, "simulate()")
     first = scs[0]
-    for i, s in enumerate(scs[1:], start=1):
-        for part, same in (("model.name", s.model.name == first.model.name),
-                           ("solver", s.solver == first.solver),
-                           ("output", s.output == first.output)):
-            if not same:
-                raise ValueError(f"scenario {i} differs from scenario 0 in '{part}'; a batch "
-                                 f"shares the model, solver and output settings")
     model = get_model(first.model.name)
     problems = [model.build(s) for s in scs]
     t_eval = output_times(first)

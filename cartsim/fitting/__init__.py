@@ -17,7 +17,7 @@ config loader) stays light.
 
 from __future__ import annotations
 
-import importlib
+from cartsim._lazy import lazy_exports
 
 _LAZY = {
     "fit": ("cartsim.fitting.api", "fit"),
@@ -39,15 +39,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'cartsim.fitting' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -26,7 +26,7 @@ Columns
                                              copies/mg (x1e-3)
     2     ``car_pct_of_t``       %           %, fraction (x100)
     3     ``car_cells_per_ul``   cells/uL    cells/uL, /uL, cells/mm3, cells/mL (x1e-3),
-                                             10^9/L (x1000), cells/L (x1e-6)
+                                             10^9/L, G/L, 10^3/uL (x1000), cells/L (x1e-6)
     4     ``marrow_blast_pct``   %           %, fraction (x100)
     5-8   ``il6``, ``il10``,     pg/mL       pg/mL, ng/L, ng/mL (x1000), ug/L (x1000)
           ``ifng``, ``tnfa``
@@ -74,7 +74,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +81,13 @@ from typing import Any
 import numpy as np
 
 from cartsim.population.table import COLUMNS as COVARIATE_COLUMNS
-from cartsim.population.table import _norm_unit
+from cartsim.population.table import (
+    COUNT_UNITS,
+    DOSE_PER_KG_UNITS,
+    HEADER,
+    PERCENT_UNITS,
+    _norm_unit,
+)
 from cartsim.scenario import Scenario, ScenarioError
 
 __all__ = ["ANALYTES", "DOSE_DRUGS", "DataError", "Observations", "read_observations"]
@@ -104,15 +109,19 @@ class Analyte:
 
 
 _CYTO = {"pg/mL": 1.0, "ng/L": 1.0, "ng/mL": 1000.0, "ug/L": 1000.0}
-_PCT = {"%": 1.0, "fraction": 100.0}
+def _factors(units: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """``unit -> (multiply, divide)`` (as the cohort tables keep them) -> ``unit -> factor``."""
+    return {u: m / d for u, (m, d) in units.items()}
+
+
+_PCT = _factors(PERCENT_UNITS)
 ANALYTES: dict[str, Analyte] = {a.name: a for a in [
     Analyte("car_copies_per_ug", 1, "copies/ug", "CAR transgene copies per ug genomic DNA (qPCR)",
             {"copies/ug": 1.0, "copies/ugDNA": 1.0, "copies/uggDNA": 1.0, "copies/ng": 1e3,
              "copies/ngDNA": 1e3, "copies/mg": 1e-3}),
     Analyte("car_pct_of_t", 2, "%", "CAR+ cells as % of CD3+ T cells (flow)", _PCT),
     Analyte("car_cells_per_ul", 3, "cells/uL", "CAR-T cells per uL blood (flow)",
-            {"cells/uL": 1.0, "/uL": 1.0, "cells/mm3": 1.0, "cells/mL": 1e-3, "10^9/L": 1e3,
-             "cells/L": 1e-6}),
+            _factors(COUNT_UNITS)),
     Analyte("marrow_blast_pct", 4, "%", "marrow blasts (% of nucleated marrow cells)", _PCT),
     Analyte("il6", 5, "pg/mL", "interleukin-6 (plasma)", _CYTO),
     Analyte("il10", 6, "pg/mL", "interleukin-10 (plasma)", _CYTO),
@@ -126,9 +135,8 @@ _ALIASES = {"qpcr": "car_copies_per_ug", "flow_pct": "car_pct_of_t",
 _BY_DVID = {a.dvid: a.name for a in ANALYTES.values()}
 
 DOSE_DRUGS: dict[str, dict[str, tuple[float, bool]]] = {
-    "car_t": {"cells/kg": (1.0, False), "10^6 cells/kg": (1e6, False),
-              "10^6/kg": (1e6, False), "cells": (1.0, True), "10^6 cells": (1e6, True),
-              "10^8 cells": (1e8, True)},
+    "car_t": {**{u: (f, False) for u, f in _factors(DOSE_PER_KG_UNITS).items()},
+              "cells": (1.0, True), "10^6 cells": (1e6, True), "10^8 cells": (1e8, True)},
     "fludarabine": {"mg/m2": (1.0, False)},
     "cyclophosphamide": {"mg/m2": (1.0, False)},
 }
@@ -143,7 +151,6 @@ TIME_UNITS = {"day": 1.0, "d": 1.0, "days": 1.0, "h": 1 / 24, "hour": 1 / 24,
 _COV_ALIASES = {"wt": "weight", "ht": "height", "crcl": "crcl", "blast": "marrow_blasts"}
 _KNOWN = ("id", "time", "dv", "analyte", "dvid", "unit", "lloq", "cens", "blq", "mdv", "evid",
           "amt", "cmt", "ss", "ii", "rate")
-_HEADER = re.compile(r"^\s*([^\[\]]*?)\s*(?:\[([^\[\]]*)\])?\s*$")
 
 
 @dataclass
@@ -274,7 +281,7 @@ def _parse_header(header, src):
     covs: list[tuple[int, str, str, tuple[float, float]]] = []
     time_factor = 1.0
     for j, cell in enumerate(header):
-        m = _HEADER.match(cell)
+        m = HEADER.match(cell)
         name = (m.group(1) if m else cell).strip().lower()
         unit = m.group(2).strip() if m and m.group(2) is not None else None
         if name in _KNOWN:

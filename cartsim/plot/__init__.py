@@ -25,7 +25,7 @@ Names are imported lazily (matplotlib loads on first use), like :mod:`cartsim`:
 
 from __future__ import annotations
 
-import importlib
+from cartsim._lazy import lazy_exports
 
 # Lazy export map: public name -> (module, attribute). Extend it here for new plot modules.
 _LAZY = {
@@ -68,15 +68,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'cartsim.plot' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

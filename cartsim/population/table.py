@@ -52,25 +52,31 @@ class Column(NamedTuple):
     units: dict[str, tuple[float, float]]
 
 
-_COUNT = {"cells/uL": (1, 1), "/uL": (1, 1), "cells/mm3": (1, 1), "10^9/L": (1000, 1),
-          "G/L": (1000, 1), "10^3/uL": (1000, 1)}
+COUNT_UNITS = {"cells/uL": (1, 1), "/uL": (1, 1), "cells/mm3": (1, 1), "10^9/L": (1000, 1),
+               "G/L": (1000, 1), "10^3/uL": (1000, 1), "cells/mL": (1, 1000),
+               "cells/L": (1, 1_000_000)}
+"""Blood cell concentrations -> (multiply, divide) to cells/uL (also used by cartsim.fitting)."""
+PERCENT_UNITS = {"%": (1, 1), "fraction": (100, 1)}
+"""Percentages -> (multiply, divide) to %."""
+DOSE_PER_KG_UNITS = {"cells/kg": (1, 1), "10^6 cells/kg": (1e6, 1), "10^6/kg": (1e6, 1)}
+"""CAR-T doses per body weight -> (multiply, divide) to cells/kg."""
 COLUMNS: dict[str, Column] = {
     "weight": Column("weight_kg", {"kg": (1, 1), "g": (1, 1000), "lb": (0.45359237, 1)}),
     "height": Column("height_cm", {"cm": (1, 1), "m": (100, 1), "in": (2.54, 1)}),
     "crcl": Column("crcl_ml_min", {"mL/min": (1, 1), "L/h": (1000, 60)}),
-    "marrow_blasts": Column("marrow_blast_pct", {"%": (1, 1), "fraction": (100, 1)}),
+    "marrow_blasts": Column("marrow_blast_pct", PERCENT_UNITS),
     "cd7neg_blast_fraction": Column("cd7neg_blast_fraction",
                                     {"-": (1, 1), "1": (1, 1), "fraction": (1, 1), "%": (1, 100)}),
     "cd7_density": Column("cd7_density", {"-": (1, 1), "1": (1, 1)}),
-    "lymphocytes": Column("lymphocytes_per_ul", _COUNT),
-    "anc": Column("anc_per_ul", _COUNT),
+    "lymphocytes": Column("lymphocytes_per_ul", COUNT_UNITS),
+    "anc": Column("anc_per_ul", COUNT_UNITS),
     "em_volume": Column("em_volume_cm3", {"cm3": (1, 1), "mL": (1, 1), "cc": (1, 1)}),
-    "car_dose": Column("car_dose_per_kg", {"cells/kg": (1, 1), "10^6 cells/kg": (1e6, 1),
-                                           "10^6/kg": (1e6, 1)}),
+    "car_dose": Column("car_dose_per_kg", DOSE_PER_KG_UNITS),
 }
 """Column name -> covariate and accepted units."""
 REQUIRED = ("patient_id", "weight", "height", "marrow_blasts")
-_HEADER = re.compile(r"^\s*([^\[\]]*?)\s*(?:\[([^\[\]]*)\])?\s*$")
+HEADER = re.compile(r"^\s*([^\[\]]*?)\s*(?:\[([^\[\]]*)\])?\s*$")
+"""A column header ``name [unit]`` (the unit optional): groups name and unit."""
 
 
 def _norm_unit(unit: str) -> str:
@@ -162,7 +168,7 @@ def _parse_header(header: list[str], src: str) -> list[_Field]:
                                           for c, col in COLUMNS.items())
     fields: list[_Field] = []
     for cell in header:
-        m = _HEADER.match(str(cell))
+        m = HEADER.match(str(cell))
         name = m.group(1).strip().lower() if m else ""
         unit = m.group(2).strip() if m and m.group(2) is not None else None
         if name == "patient_id":

@@ -14,22 +14,16 @@ Imports are lazy: ``import cartsim.stochastic`` loads no Numba kernel.
 
 from __future__ import annotations
 
-import importlib
-
+from cartsim._lazy import lazy_exports
 from cartsim.stochastic.options import AgentOptions, StochasticOptions
 
-__all__ = ["AgentOptions", "StochasticOptions", "outcome_probabilities", "simulate_network",
-           "simulate_stochastic", "trial_simulator"]
-
 _LAZY = {
-    "simulate_stochastic": "cartsim.stochastic.engine",
-    "simulate_network": "cartsim.stochastic.engine",
-    "trial_simulator": "cartsim.stochastic.engine",
-    "outcome_probabilities": "cartsim.stochastic.outcomes",
+    "simulate_stochastic": ("cartsim.stochastic.engine", "simulate_stochastic"),
+    "simulate_network": ("cartsim.stochastic.engine", "simulate_network"),
+    "trial_simulator": ("cartsim.stochastic.engine", "trial_simulator"),
+    "outcome_probabilities": ("cartsim.stochastic.outcomes", "outcome_probabilities"),
 }
 
+__all__ = ["AgentOptions", "StochasticOptions", *_LAZY]
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'cartsim.stochastic' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=__all__)

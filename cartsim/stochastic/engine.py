@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from types import SimpleNamespace
 
 import numpy as np
@@ -44,21 +43,10 @@ HSCT_LIMITS = {"mrd_negative_cr": 1e-4, "cr": 0.05, "all": math.inf}
 
 
 def _scenarios(scenarios) -> list:
-    from cartsim.simulation import _as_scenario
+    from cartsim.simulation import as_batch
 
-    if isinstance(scenarios, Sequence) and not isinstance(scenarios, (str, bytes)):
-        scs = [_as_scenario(s) for s in scenarios]
-    else:
-        scs = [_as_scenario(scenarios)]
-    if not scs:
-        raise ValueError("simulate_stochastic() needs at least one scenario")
+    scs = as_batch(scenarios, "simulate_stochastic()", shared=("model.name", "output"))
     first = scs[0]
-    for i, s in enumerate(scs[1:], start=1):
-        for part, same in (("model.name", s.model.name == first.model.name),
-                           ("output", s.output == first.output)):
-            if not same:
-                raise ValueError(f"scenario {i} differs from scenario 0 in '{part}'; a batch "
-                                 f"shares the model and output settings")
     if first.model.name != "cd7":
         raise ValueError(f"engine=stochastic/agent simulates the cd7 reaction network; "
                          f"model.name={first.model.name!r} is not accepted (use model=cd7)")

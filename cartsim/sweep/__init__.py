@@ -13,8 +13,7 @@ stays light.
 
 from __future__ import annotations
 
-import importlib
-
+from cartsim._lazy import lazy_exports
 from cartsim.sweep.options import SensitivityOptions, SweepAxis, SweepSpec
 
 _LAZY = {
@@ -33,15 +32,4 @@ _LAZY = {
 __all__ = ["SensitivityOptions", "SweepAxis", "SweepSpec", *_LAZY]
 
 
-def __getattr__(name: str):
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'cartsim.sweep' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=__all__)
