@@ -256,6 +256,10 @@ class Regimen:
                 _range(f"regimen.{name}", v, 0.0, None, lo_open=True)
 
 
+SOLVER_METHODS = ("rodas4", "dp5", "bdf", "dp5_bdf")
+"""Names of the compiled ODE methods (``cartsim.solvers.api.METHODS``)."""
+
+
 @dataclass
 class SolverOptions:
     """Numerical settings.
@@ -263,8 +267,9 @@ class SolverOptions:
     Attributes
     ----------
     method : ``auto`` (the model's default), ``rodas4`` (stiff, Rosenbrock),
-        ``dp5`` (explicit Dormand-Prince 5(4)) or ``bdf`` (stiff, variable-order
-        BDF/NDF reusing the Jacobian and LU across steps).
+        ``dp5`` (explicit Dormand-Prince 5(4)), ``bdf`` (stiff, variable-order
+        BDF/NDF reusing the Jacobian and LU across steps) or ``dp5_bdf`` (DP5 that
+        switches to BDF where a stiffness test finds the problem stiff).
     rtol : relative tolerance (-).
     atol_scale : multiplies the model's per-state absolute tolerances (-).
     max_steps : maximum accepted + rejected steps per patient.
@@ -276,8 +281,8 @@ class SolverOptions:
     max_steps: int = 200_000
 
     def __post_init__(self) -> None:
-        _check(self.method in ("auto", "rodas4", "dp5", "bdf"), "solver.method", self.method,
-               "one of auto, rodas4, dp5, bdf")
+        _check(self.method in ("auto", *SOLVER_METHODS), "solver.method", self.method,
+               "one of auto, " + ", ".join(SOLVER_METHODS))
         _range("solver.rtol", self.rtol, 1e-14, 1e-1)
         _range("solver.atol_scale", self.atol_scale, 0.0, 1e6, lo_open=True)
         _check(isinstance(self.max_steps, int) and self.max_steps > 0, "solver.max_steps",

@@ -129,34 +129,20 @@ def _plan_hsct(model: Model, scs: list[Scenario], problems: list[Problem], opts:
 
 def solve_problems(model: Model, problems: list[Problem], t_eval: np.ndarray, *, method: str,
                    rtol: float, atol: np.ndarray, max_steps: int):
-    """Integrate built problems as one compiled batch (``cartsim.solvers.solve_batch``)."""
-    from cartsim.solvers.api import EventTable, RuleTable, solve_batch
+    """Integrate built problems as one compiled batch (``cartsim.solvers.solve_batch``).
+
+    Event and rule row lists go to ``solve_batch`` as they are (validated column-wise
+    there, without one table object per patient).
+    """
+    from cartsim.solvers.api import solve_batch
 
     y0 = np.stack([pr.y0 for pr in problems])
     p = np.stack([pr.p for pr in problems])
     t0 = min(pr.t0 for pr in problems)
-    events = [_event_table(EventTable, pr.events) for pr in problems]
-    rules = [_rule_table(RuleTable, pr.rules) for pr in problems]
+    events = [pr.events for pr in problems]
+    rules = [pr.rules for pr in problems]
     return solve_batch(model.model_id, y0, p, t_eval, t0, float(t_eval[-1]), events, rules,
                        model.log_mask, method, rtol, atol, max_steps=max_steps)
-
-
-def _event_table(cls, events):
-    if not isinstance(events, list):
-        return events
-    if not events:
-        return cls.from_lists([], [], [], [])
-    t, kind, idx, val = zip(*events)
-    return cls.from_lists(t, kind, idx, val)
-
-
-def _rule_table(cls, rules):
-    if rules is None or not isinstance(rules, list):
-        return rules
-    if not rules:
-        return cls.from_lists([], [], [], [], [])
-    idx, thr, kind, tgt, val = zip(*rules)
-    return cls.from_lists(idx, thr, kind, tgt, val)
 
 
 STATUS_DESCRIPTION = "solver status: 0 success, 1 max steps, 2 step-size underflow, " \

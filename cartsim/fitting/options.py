@@ -43,7 +43,7 @@ class FitOptions:
     n_rw : random-walk Metropolis-Hastings proposals per patient and SAEM iteration.
     is_samples : importance samples per patient for the population log-likelihood.
     n_sim : simulated replicates of the data set for the visual predictive check.
-    solver_method : ODE method during the fit (``bdf``, ``rodas4``, ``dp5``).
+    solver_method : ODE method during the fit (``bdf``, ``rodas4``, ``dp5``, ``dp5_bdf``).
     rtol : ODE relative tolerance during the fit; null: 1e-8 for an individual fit (finite
         differences need smooth predictions), 1e-7 for a population fit (MCMC does not).
     plots : write the goodness-of-fit PNGs.
@@ -96,8 +96,10 @@ class FitOptions:
             raise _bad("n_local", self.n_local, f"at most fit.n_starts ({self.n_starts})")
         if not (isinstance(self.omega_init, (int, float)) and 0 < self.omega_init <= 5):
             raise _bad("omega_init", self.omega_init, "a number in (0, 5]")
-        if self.solver_method not in ("bdf", "rodas4", "dp5"):
-            raise _bad("solver_method", self.solver_method, "one of bdf, rodas4, dp5")
+        from cartsim.scenario import SOLVER_METHODS
+
+        if self.solver_method not in SOLVER_METHODS:
+            raise _bad("solver_method", self.solver_method, "one of " + ", ".join(SOLVER_METHODS))
         if self.rtol is not None and not (isinstance(self.rtol, (int, float))
                                           and 1e-12 <= self.rtol <= 1e-3):
             raise _bad("rtol", self.rtol, "a number in [1e-12, 1e-3]")

@@ -13,7 +13,8 @@ Public entry points:
 Method codes: ``METHOD_RODAS4`` (0, Rodas4 of Hairer & Wanner, stiff, L-stable,
 order 4(3)), ``METHOD_DP5`` (1, Dormand-Prince 5(4)) and ``METHOD_BDF`` (4,
 variable-order BDF/NDF of ``cartsim.solvers.bdf``, stiff, reusing the Jacobian and
-LU across steps); ``+ FIXED_STEP`` (2) gives fixed-step variants of the first two
+LU across steps) and ``METHOD_DP5_BDF`` (5, DP5 that switches to BDF where a stiffness
+test finds the problem stiff, LSODA-like); ``+ FIXED_STEP`` (2) gives fixed-step variants of the first two
 for convergence studies.
 
 Importing this package compiles nothing; the first call compiles (or loads from
@@ -37,6 +38,7 @@ from cartsim.solvers.driver import (
     MAX_STEPS,
     METHOD_BDF,
     METHOD_DP5,
+    METHOD_DP5_BDF,
     METHOD_DP5_FIXED,
     METHOD_RODAS4,
     METHOD_RODAS4_FIXED,
@@ -58,6 +60,7 @@ __all__ = [
     "MUL_STATE",
     "METHOD_BDF",
     "METHOD_DP5",
+    "METHOD_DP5_BDF",
     "METHOD_DP5_FIXED",
     "METHOD_RODAS4",
     "METHOD_RODAS4_FIXED",

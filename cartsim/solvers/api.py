@@ -30,6 +30,7 @@ from cartsim.solvers.driver import (
     MAX_STEPS,
     METHOD_BDF,
     METHOD_DP5,
+    METHOD_DP5_BDF,
     METHOD_RODAS4,
     MUL_STATE,
     NONFINITE,
@@ -48,7 +49,8 @@ STATUS_NAMES = {
 }
 """Status code -> name."""
 
-METHODS = {"rodas4": METHOD_RODAS4, "dp5": METHOD_DP5, "bdf": METHOD_BDF}
+METHODS = {"rodas4": METHOD_RODAS4, "dp5": METHOD_DP5, "bdf": METHOD_BDF,
+           "dp5_bdf": METHOD_DP5_BDF}
 """Method name -> driver method code."""
 
 KIND_NAMES = {ADD_STATE: "add_state", SET_PARAM: "set_param", ADD_PARAM: "add_param",
@@ -257,12 +259,129 @@ def _per_patient(tables, npat, cls, name):
         for i, tb in enumerate(tables):
             if tb is None:
                 tables[i] = cls.empty()
+            elif _is_rows(tb):
+                tables[i] = cls.from_lists(*zip(*tb)) if len(tb) else cls.empty()
             elif not isinstance(tb, cls):
                 raise ValueError(f"{name}[{i}] must be a {cls.__name__} or None, "
                                  f"got {type(tb).__name__}")
         return tables
     raise ValueError(f"{name} must be a {cls.__name__}, a list of them, or None; "
                      f"got {type(tables).__name__}")
+
+
+_EVENT_DTYPES = (np.float64, np.int64, np.int64, np.float64)  # t, kind, idx, val
+_RULE_DTYPES = (np.int64, np.float64, np.int64, np.int64, np.float64)  # idx, thr, kind, tgt, val
+
+
+def _is_rows(x):
+    """A per-patient list of ``(t, kind, idx, val)`` / rule tuples (not a table)."""
+    return isinstance(x, (list, tuple))
+
+
+def _owner(counts, row):
+    """Patient of flat row ``row`` given per-patient row ``counts``."""
+    return int(np.searchsorted(np.cumsum(counts), row, side="right"))
+
+
+def _columns(tables, npat, cls, name, dtypes, fields):
+    """Per-patient tables (``cls``) or row lists -> (counts[npat], flat columns in patient order).
+
+    Row lists (``[(t, kind, idx, val), ...]`` per patient, as ``Model.build`` makes them) are
+    validated here, column-wise, as ``cls`` would validate each table; this is the fast path
+    of a large batch.
+    """
+    if (isinstance(tables, Sequence) and not isinstance(tables, (str, bytes, cls))
+            and len(tables) == npat and all(tb is None or _is_rows(tb) for tb in tables)):
+        rows = [[] if tb is None else tb for tb in tables]
+        counts = np.fromiter((len(r) for r in rows), np.int64, npat)
+        flat = [row for r in rows for row in r]
+        try:
+            arr = np.array(flat, dtype=np.float64).reshape(-1, len(fields))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: every row must be ({', '.join(fields)}) numbers: "
+                             f"{exc}") from None
+        cols = []
+        for j, (dt, f) in enumerate(zip(dtypes, fields)):
+            c = arr[:, j]
+            if dt is np.int64:
+                bad = ~np.isfinite(c) | (c != np.round(c))
+                if bad.any():
+                    i = _owner(counts, int(np.flatnonzero(bad)[0]))
+                    raise ValueError(f"{name}[{i}]: {cls.__name__}.{f} must be integers, got "
+                                     f"{c[bad][:5].tolist()}")
+                c = c.astype(np.int64)
+            cols.append(np.ascontiguousarray(c))
+        _validate_columns(cls, counts, cols, name)
+        return counts, cols
+    tbs = _per_patient(tables, npat, cls, name)
+    counts = np.fromiter((len(tb) for tb in tbs), np.int64, npat)
+    cols = [np.concatenate([getattr(tb, f) for tb in tbs] + [np.empty(0, dt)]).astype(dt)
+            for dt, f in zip(dtypes, fields)]
+    return counts, cols
+
+
+def _validate_columns(cls, counts, cols, name):
+    """The checks of ``EventTable`` / ``RuleTable.__post_init__`` on flat columns."""
+
+    def fail(mask, msg):
+        if mask.any():
+            i = _owner(counts, int(np.flatnonzero(mask)[0]))
+            raise ValueError(f"{name}[{i}]: {msg}")
+
+    if cls is EventTable:
+        t, kind, idx, val = cols
+        fail(~np.isfinite(t), "EventTable.t must be finite")
+        fail(np.isnan(val), "EventTable.val must not be NaN")
+        fail(idx < 0, "EventTable.idx must be >= 0")
+    else:
+        idx, thr, kind, tgt, val = cols
+        fail(np.isnan(thr) | np.isnan(val), "RuleTable.thr and RuleTable.val must not be NaN")
+        fail((idx < 0) | (tgt < 0), "RuleTable.idx and RuleTable.tgt must be >= 0")
+    fail((kind < 0) | (kind > max(KIND_NAMES)),
+         f"{cls.__name__}.kind must be in {sorted(KIND_NAMES)} ({KIND_NAMES})")
+    fail((kind == MUL_STATE) & ~(val >= 0.0),
+         f"{cls.__name__}.val: a mul_state factor must be a number >= 0")
+
+
+def _event_columns(events, npat):
+    return _columns(events, npat, EventTable, "events", _EVENT_DTYPES, ("t", "kind", "idx", "val"))
+
+
+def _rule_columns(rules, npat):
+    return _columns(rules, npat, RuleTable, "rules", _RULE_DTYPES,
+                    ("idx", "thr", "kind", "tgt", "val"))
+
+
+def _padded(counts, cols, sort_by=None):
+    """Flat columns (patient order) -> 2-D arrays ``(npat, max(1, max count))``, zero padded.
+
+    ``sort_by``: a column to sort each patient's rows by, stably (event times).
+    """
+    npat = counts.shape[0]
+    width = max(int(counts.max(initial=0)), 1)
+    pat = np.repeat(np.arange(npat), counts)
+    if sort_by is not None and pat.size:
+        order = np.lexsort((cols[sort_by], pat))  # stable: ties keep their order
+        cols = [c[order] for c in cols]
+    pos = np.arange(pat.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    out = []
+    for c in cols:
+        a = np.zeros((npat, width), dtype=c.dtype)
+        a[pat, pos] = c
+        out.append(a)
+    return out
+
+
+def _check_targets(counts, kind, idx, n, n_p, name, field):
+    """``idx`` must be a state (< n) for state actions, a parameter (< n_p) otherwise."""
+    lim = np.where((kind == ADD_STATE) | (kind == MUL_STATE), n, n_p)
+    bad = idx >= lim
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        i = _owner(counts, j)
+        row = j - int(np.sum(counts[:i]))
+        raise ValueError(f"{name}[{i}] row {row}: {field} {idx[j]} out of range for kind "
+                         f"{KIND_NAMES[int(kind[j])]} (n={n}, n_p={n_p})")
 
 
 def _as_2d(x, name, npat=None):
@@ -293,16 +412,20 @@ def solve_batch(model_id, y0, p, t_eval, t0, t1, events, rules, log_mask,
         Non-decreasing output times. Rows outside ``[t0, t1]`` come back NaN.
     t0, t1 : float
         Integration interval, ``t1 >= t0``.
-    events : EventTable, list of EventTable (one per patient), or None
-        Scheduled events; a single table is shared. Tables are sorted stably by time
-        here if they are not already.
-    rules : RuleTable, list of RuleTable, or None
+    events : EventTable, list (one per patient) of EventTable or of row lists, or None
+        Scheduled events; a single table is shared. A patient's events may also be a
+        list of ``(t, kind, idx, val)`` rows (as ``Model.build`` makes them; a batch of
+        row lists is validated column-wise, without a table per patient). Events are
+        sorted stably by time here.
+    rules : RuleTable, list of RuleTable or of ``(idx, thr, kind, tgt, val)`` row lists, or None
         State-triggered rules; a single table is shared.
     log_mask : array_like of bool, (n,)
         States held as ln(x) (needed for ``ADD_STATE`` and rule thresholds).
-    method : {'rodas4', 'dp5', 'bdf'}
-        Rosenbrock (stiff), Dormand-Prince 5(4) (non-stiff) or variable-order BDF/NDF
-        (stiff, Jacobian and LU reused across steps).
+    method : {'rodas4', 'dp5', 'bdf', 'dp5_bdf'}
+        Rosenbrock (stiff), Dormand-Prince 5(4) (non-stiff), variable-order BDF/NDF
+        (stiff, Jacobian and LU reused across steps), or DP5 switching to BDF where a
+        stiffness test finds the problem stiff (each segment between events starts with
+        DP5).
     rtol : float
         Relative tolerance (> 0).
     atol : float or array_like (n,)
@@ -396,53 +519,22 @@ def solve_batch(model_id, y0, p, t_eval, t0, t1, events, rules, log_mask,
     if not (np.isfinite(h0) and np.isfinite(hmax)):
         raise ValueError("h0 and hmax must be finite")
 
-    # --- events, padded
-    evs = _per_patient(events, npat, EventTable, "events")
-    kmax = max([len(e) for e in evs] + [1])
-    EV_T = np.zeros((npat, kmax))
-    EV_KIND = np.zeros((npat, kmax), np.int64)
-    EV_IDX = np.zeros((npat, kmax), np.int64)
-    EV_VAL = np.zeros((npat, kmax))
-    EV_N = np.zeros(npat, np.int64)
-    for i, e in enumerate(evs):
-        if not e.is_sorted():
-            e = e.sorted()
-        k = len(e)
-        lim = np.where((e.kind == ADD_STATE) | (e.kind == MUL_STATE), n, n_p)
-        bad = e.idx >= lim
-        if bad.any():
-            j = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"events[{i}] row {j}: idx {e.idx[j]} out of range for kind "
-                             f"{KIND_NAMES[int(e.kind[j])]} (n={n}, n_p={n_p})")
-        EV_T[i, :k] = e.t
-        EV_KIND[i, :k] = e.kind
-        EV_IDX[i, :k] = e.idx
-        EV_VAL[i, :k] = e.val
-        EV_N[i] = k
-
-    # --- rules, padded
-    rls = _per_patient(rules, npat, RuleTable, "rules")
-    rmax = max([len(r) for r in rls] + [0])
-    rpad = max(rmax, 1)
-    RULE_IDX = np.zeros((npat, rpad), np.int64)
-    RULE_THR = np.zeros((npat, rpad))
-    RULE_KIND = np.zeros((npat, rpad), np.int64)
-    RULE_TGT = np.zeros((npat, rpad), np.int64)
-    RULE_VAL = np.zeros((npat, rpad))
-    RULE_N = np.zeros(npat, np.int64)
-    for i, r in enumerate(rls):
-        m = len(r)
-        if (r.idx >= n).any():
-            raise ValueError(f"rules[{i}]: state idx out of range (n={n}): {r.idx.tolist()}")
-        lim = np.where((r.kind == ADD_STATE) | (r.kind == MUL_STATE), n, n_p)
-        if (r.tgt >= lim).any():
-            raise ValueError(f"rules[{i}]: tgt out of range for its kind (n={n}, n_p={n_p})")
-        RULE_IDX[i, :m] = r.idx
-        RULE_THR[i, :m] = r.thr
-        RULE_KIND[i, :m] = r.kind
-        RULE_TGT[i, :m] = r.tgt
-        RULE_VAL[i, :m] = r.val
-        RULE_N[i] = m
+    # --- events and rules: flat columns, then padded per patient
+    ev_n, ev_cols = _event_columns(events, npat)
+    EV_T, EV_KIND, EV_IDX, EV_VAL = _padded(ev_n, ev_cols, sort_by=0)
+    EV_N = ev_n
+    _check_targets(ev_n, ev_cols[1], ev_cols[2], n, n_p, "events", "idx")
+    rule_n, rule_cols = _rule_columns(rules, npat)
+    rmax = int(rule_n.max(initial=0))
+    RULE_IDX, RULE_THR, RULE_KIND, RULE_TGT, RULE_VAL = _padded(rule_n, rule_cols)
+    RULE_N = rule_n
+    bad = rule_cols[0] >= n
+    if bad.any():
+        i = _owner(rule_n, int(np.flatnonzero(bad)[0]))
+        raise ValueError(f"rules[{i}]: state idx out of range (n={n}): "
+                         f"{rule_cols[0][bad][:5].tolist()}")
+    _check_targets(rule_n, rule_cols[2], rule_cols[3], n, n_p, "rules", "tgt")
+    rpad = RULE_IDX.shape[1]
 
     nt = te.shape[0]
     Y_OUT = np.empty((npat, nt, n))

@@ -112,6 +112,20 @@ METHOD_RODAS4_FIXED = METHOD_RODAS4 + FIXED_STEP
 METHOD_DP5_FIXED = METHOD_DP5 + FIXED_STEP
 METHOD_BDF = 4
 """Variable-order BDF/NDF with Jacobian and LU reuse (``cartsim.solvers.bdf``); adaptive only."""
+METHOD_DP5_BDF = 5
+"""DP5 with stiffness detection, switching to BDF where the problem is stiff (adaptive only)."""
+
+STIFF_HLAMB = 0.8
+"""A DP5 step with ``h |lambda| >`` this (estimated as in Hairer's ``DOPRI5``) counts towards
+the switch to BDF. ``DOPRI5`` flags only steps at the stability boundary (3.25), but DP5's
+error estimate already holds the step back from ``h |lambda| ~ 1``, where BDF steps are
+several times longer: on ``cd7`` switching at 0.8 after 5 steps halves the steps of days
+0..365 against 3.25 after 15 (``benchmarks/run.py``), while the non-stiff lymphodepletion
+segments (``h |lambda|`` mostly below 0.6) stay with DP5."""
+STIFF_SWITCH = 5
+"""Steps above ``STIFF_HLAMB`` (without ``NONSTIFF_RESET`` consecutive ones below) before the
+switch to BDF."""
+NONSTIFF_RESET = 6
 
 # event / rule kinds
 ADD_STATE = 0
@@ -238,6 +252,72 @@ def _locate(dense, i, thr, g0, g1, t, h):
                 gb *= 0.5
             side = -1
     return b
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _first_crossing(rodas_m, y, ynew, h, kst, dense, fired, rule_idx, thr_s, t):
+    """Earliest sign change of an unfired rule over a Rodas4/DP5 step ``[t, t + h]``.
+
+    Fills ``dense`` (the step's continuous extension) when some rule crosses.
+    Returns ``(theta_c, jc, dense_ok)``: the crossing as a fraction of the step
+    (2 when none), the rule index (-1 when none) and whether ``dense`` was filled.
+    """
+    dense_ok = False
+    theta_c = 2.0
+    jc = -1
+    for j in range(rule_idx.shape[0]):
+        if not fired[j]:
+            ii = rule_idx[j]
+            g0 = y[ii] - thr_s[j]
+            g1 = ynew[ii] - thr_s[j]
+            if g0 <= 0.0 and g1 > 0.0:
+                if not dense_ok:
+                    if rodas_m:
+                        rodas.rodas_dense(y, ynew, kst, dense)
+                    else:
+                        dopri.dp5_dense(y, ynew, h, kst, dense)
+                    dense_ok = True
+                th = _locate(dense, ii, thr_s[j], g0, g1, t, h)
+                if th < theta_c:
+                    theta_c = th
+                    jc = j
+    return theta_c, jc, dense_ok
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _fire_crossing(dense, theta_c, jc, t, h, tn, tseg, y, ynew, pp, log_mask, t_eval, iout,
+                   y_out, iev, ev_t, ev_kind, ev_idx, ev_val,
+                   rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired, rule_time):
+    """Truncate a Rodas4/DP5 step at rule ``jc``'s crossing and act there.
+
+    Writes the outputs before the crossing from ``dense``, sets ``y`` to the state
+    there, fires the rule, applies the events due at that time and every rule then
+    above threshold, and writes the outputs at it. Returns ``(t, iout, iev, ok)``
+    with ``ok`` False when the state became non-finite (outputs then not written).
+    """
+    nt = t_eval.shape[0]
+    tc = t + theta_c * h if theta_c < 1.0 else tn
+    if tc > tn:
+        tc = tn
+    while iout < nt and t_eval[iout] < tc:
+        dense_eval(dense, (t_eval[iout] - t) / h, y_out[iout])
+        iout += 1
+    if theta_c < 1.0:
+        dense_eval(dense, theta_c, y)
+    else:
+        for i in range(y.shape[0]):
+            y[i] = ynew[i]
+    fired[jc] = True
+    rule_time[jc] = tc
+    apply_action(rule_kind[jc], rule_tgt[jc], rule_val[jc], y, pp, log_mask)
+    if tc == tseg:
+        iev = _apply_events_at(tc, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask)
+    _fire_rules_above(tc, y, pp, log_mask, rule_idx, thr_s, rule_kind, rule_tgt, rule_val,
+                      fired, rule_time)
+    if not _all_finite(y):
+        return tc, iout, iev, False
+    iout = _hold(y_out, iout, t_eval, tc, y, True)
+    return tc, iout, iev, True
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -396,8 +476,8 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
                    ev_t, ev_kind, ev_idx, ev_val,
                    rule_idx, rule_thr, rule_kind, rule_tgt, rule_val,
                    log_mask, rtol, atol, h0, hmax, max_steps,
-                   y_out, stats, rule_time):
-    """``integrate`` for ``METHOD_BDF``: variable-order NDF/BDF (``cartsim.solvers.bdf``).
+                   y_out, stats, rule_time, auto):
+    """``integrate`` for ``METHOD_BDF`` and ``METHOD_DP5_BDF`` (``auto``): NDF/BDF.
 
     Same arguments, outputs, statuses and event/rule/output conventions as
     ``integrate``. Step and order control are SciPy's ``BDF`` (with CVODE's LU reuse
@@ -407,6 +487,17 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
     for order 1; at least ``100 hmin``; ``h0 > 0`` is used for the first start only).
     ``stats[3]`` counts Jacobian evaluations; when ``stats`` has a fifth entry it
     receives the number of LU factorisations.
+
+    With ``auto`` (``METHOD_DP5_BDF``) every segment (the start, and after every event
+    or rule action) begins with Dormand-Prince 5(4) steps under ``integrate``'s DP5
+    step control (no Jacobian, no linear algebra), watched by Hairer's stiffness
+    test of ``DOPRI5``: ``h |lambda|``, estimated from the two last stages (both at
+    ``t + h``) as ``h ||f(y7) - f(y6)|| / ||y7 - y6||``, above ``STIFF_HLAMB`` on
+    ``STIFF_SWITCH`` accepted steps (without ``NONSTIFF_RESET`` ordinary ones between)
+    means stiffness starts to hold the step back; the segment then goes on with BDF
+    from order 1, as after a restart. (LSODA switches Adams to BDF for the
+    same reason.) On ``cd7`` lymphodepletion (days -5..0) is non-stiff and cheap for
+    DP5, while the months after infusion are stiff.
     """
     n = y0.shape[0]
     nt = t_eval.shape[0]
@@ -445,6 +536,8 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
     lu = np.empty((n, n))
     piv = np.empty(n, np.int64)
     sp = np.empty((n, 2 * n + 2), np.int64)
+    kst = np.empty((7, n))
+    dense = np.empty((5, n))
     gam = bdf.GAMMA
     alp = bdf.ALPHA
     ecst = bdf.ERROR_CONST
@@ -474,6 +567,15 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
     c_lu = 1.0
     jac_fresh = False
     nsing = 0
+    # DP5 phase (auto): stiff is False until the stiffness test switches to BDF
+    stiff = not auto
+    bdf_init = False
+    h_dp = 0.0
+    h_prop = 0.0
+    facold = 1e-4
+    reject = False
+    iasti = 0
+    nonsti = 0
 
     while status == SUCCESS and t < t1:
         tseg = t1
@@ -497,6 +599,129 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
             continue
 
         if restart:
+            restart = False
+            if not auto:
+                bdf_init = True
+            else:
+                # every segment starts non-stiff: DP5 until the stiffness test says otherwise
+                k0 = kst[0]
+                kernels.rhs(mid, t, y, pp, k0)
+                nfev += 1
+                if not _all_finite(k0):
+                    status = NONFINITE
+                    break
+                if first and h0 > 0.0:
+                    h_dp = h0
+                elif first or stiff:
+                    h_dp = _hinit(mid, t, y, pp, k0, atol, rtol, dopri.ORDER, hmax_eff, ytmp,
+                                  dy)
+                    nfev += 1
+                else:
+                    h_dp = h_prop
+                first = False
+                stiff = False
+                facold = 1e-4
+                reject = False
+                iasti = 0
+                nonsti = 0
+
+        if not stiff:
+            # ------------------------------------------------------------ one DP5 attempt
+            h = min(h_dp, hmax_eff)
+            hfull = h
+            last = False
+            if t + 1.01 * h >= tseg:
+                h = tseg - t
+                last = True
+            if h < hmin:
+                status = STEP_UNDERFLOW
+                break
+            if nsteps >= max_steps:
+                status = MAX_STEPS
+                break
+            nsteps += 1
+            err = dopri.dp5_step(mid, t, h, y, pp, kst, ynew, ytmp, atol, rtol)
+            nfev += 6
+            if not math.isfinite(err):
+                nreject += 1
+                h_dp = 0.25 * h
+                reject = True
+                if h_dp < hmin:
+                    status = NONFINITE
+                    break
+                continue
+            if err > 1.0:
+                nreject += 1
+                h_dp = h / min(_D_FACMAX, err ** _D_EXPO / _SAFE)
+                reject = True
+                continue
+            naccept += 1
+            fac = err ** _D_EXPO / facold ** _D_BETA
+            fac = max(_D_FACMIN, min(_D_FACMAX, fac / _SAFE))
+            facold = max(err, 1e-4)
+            hnew = h / fac
+            if reject and hnew > h:
+                hnew = h
+            reject = False
+            tn = tseg if last else t + h
+            hp = max(hnew, hfull) if last else hnew
+            # stiffness test (DOPRI5): stages 6 (ytmp, k6) and 7 (ynew, k7) are both at t + h
+            stnum = 0.0
+            stden = 0.0
+            for i in range(n):
+                d1 = kst[6, i] - kst[5, i]
+                d2 = ynew[i] - ytmp[i]
+                stnum += d1 * d1
+                stden += d2 * d2
+            if stden > 0.0 and h * h * stnum > STIFF_HLAMB * STIFF_HLAMB * stden:
+                nonsti = 0
+                iasti += 1
+            else:
+                nonsti += 1
+                if nonsti >= NONSTIFF_RESET:
+                    iasti = 0
+
+            theta_c, jc, dense_ok = _first_crossing(False, y, ynew, h, kst, dense, fired,
+                                                    rule_idx, thr_s, t)
+            if jc >= 0:
+                t, iout, iev, fin = _fire_crossing(
+                    dense, theta_c, jc, t, h, tn, tseg, y, ynew, pp, log_mask, t_eval, iout,
+                    y_out, iev, ev_t, ev_kind, ev_idx, ev_val,
+                    rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired, rule_time)
+                restart = True
+                h_prop = hp
+                if not fin:
+                    status = NONFINITE
+                    break
+                continue
+            if iout < nt and t_eval[iout] < tn:
+                if not dense_ok:
+                    dopri.dp5_dense(y, ynew, h, kst, dense)
+                while iout < nt and t_eval[iout] < tn:
+                    dense_eval(dense, (t_eval[iout] - t) / h, y_out[iout])
+                    iout += 1
+            for i in range(n):
+                y[i] = ynew[i]
+                kst[0, i] = kst[6, i]
+            t = tn
+            h_dp = hnew
+            h_prop = hp
+            if last:
+                iev, nchg = _arrive(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp, log_mask,
+                                     rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired,
+                                     rule_time)
+                if nchg > 0:
+                    restart = True
+                    if not _all_finite(y):
+                        status = NONFINITE
+                        break
+            elif iasti >= STIFF_SWITCH:
+                stiff = True
+                bdf_init = True
+            iout = _hold(y_out, iout, t_eval, t, y, True)
+            continue
+
+        if bdf_init:
             # (re)start at order 1: the history is invalid across a discontinuity
             kernels.rhs(mid, t, y, pp, fv)
             nfev += 1
@@ -523,7 +748,7 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
                 break
             jac_fresh = True
             lu_ok = False
-            restart = False
+            bdf_init = False
 
         if h_abs > hmax_eff:
             bdf.change_D(D, order, hmax_eff / h_abs, Rw, Uw, RUw, Dtmp)
@@ -829,11 +1054,11 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
     int
         ``SUCCESS``, ``MAX_STEPS``, ``STEP_UNDERFLOW``, ``NONFINITE`` or ``SINGULAR``.
     """
-    if method == METHOD_BDF:
+    if method == METHOD_BDF or method == METHOD_DP5_BDF:
         return _integrate_bdf(mid, y0, p, t_eval, t0, t1, ev_t, ev_kind, ev_idx, ev_val,
                               rule_idx, rule_thr, rule_kind, rule_tgt, rule_val,
                               log_mask, rtol, atol, h0, hmax, max_steps,
-                              y_out, stats, rule_time)
+                              y_out, stats, rule_time, method == METHOD_DP5_BDF)
     n = y0.shape[0]
     nt = t_eval.shape[0]
     nev = ev_t.shape[0]
@@ -1038,55 +1263,21 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
             hp = max(hnew, hfull) if last else hnew
 
             # state-triggered rules: earliest sign change over this step
-            dense_ok = False
-            theta_c = 2.0
-            jc = -1
-            for j in range(nr):
-                if not fired[j]:
-                    ii = rule_idx[j]
-                    g0 = y[ii] - thr_s[j]
-                    g1 = ynew[ii] - thr_s[j]
-                    if g0 <= 0.0 and g1 > 0.0:
-                        if not dense_ok:
-                            if rodas_m:
-                                rodas.rodas_dense(y, ynew, kst, dense)
-                            else:
-                                dopri.dp5_dense(y, ynew, h, kst, dense)
-                            dense_ok = True
-                        th = _locate(dense, ii, thr_s[j], g0, g1, t, h)
-                        if th < theta_c:
-                            theta_c = th
-                            jc = j
+            theta_c, jc, dense_ok = _first_crossing(rodas_m, y, ynew, h, kst, dense, fired,
+                                                    rule_idx, thr_s, t)
             if jc >= 0:
-                tc = t + theta_c * h if theta_c < 1.0 else tn
-                if tc > tn:
-                    tc = tn
-                while iout < nt and t_eval[iout] < tc:
-                    dense_eval(dense, (t_eval[iout] - t) / h, y_out[iout])
-                    iout += 1
-                if theta_c < 1.0:
-                    dense_eval(dense, theta_c, y)
-                else:
-                    for i in range(n):
-                        y[i] = ynew[i]
-                t = tc
-                fired[jc] = True
-                rule_time[jc] = tc
-                apply_action(rule_kind[jc], rule_tgt[jc], rule_val[jc], y, pp, log_mask)
-                if t == tseg:
-                    iev = _apply_events_at(t, iev, ev_t, ev_kind, ev_idx, ev_val, y, pp,
-                                           log_mask)
-                _fire_rules_above(t, y, pp, log_mask, rule_idx, thr_s, rule_kind, rule_tgt,
-                                  rule_val, fired, rule_time)
+                t, iout, iev, fin = _fire_crossing(
+                    dense, theta_c, jc, t, h, tn, tseg, y, ynew, pp, log_mask, t_eval, iout,
+                    y_out, iev, ev_t, ev_kind, ev_idx, ev_val,
+                    rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired, rule_time)
                 f_ok = False
                 jac_ok = False
                 restart = True
                 h_prop = hp
                 h = hnew
-                if not _all_finite(y):
+                if not fin:
                     status = NONFINITE
                     break
-                iout = _hold(y_out, iout, t_eval, t, y, True)
                 continue
 
             # dense output onto t_eval strictly inside the step

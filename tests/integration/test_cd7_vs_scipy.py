@@ -28,10 +28,10 @@ SCENARIOS = {
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-@pytest.mark.parametrize("method", ["rodas4", "dp5", "bdf"])
+@pytest.mark.parametrize("method", ["rodas4", "dp5", "bdf", "dp5_bdf"])
 def test_compiled_solver_matches_radau(name, method):
     sc = SCENARIOS[name]
-    sc.solver.rtol = {"rodas4": 1e-10, "dp5": 1e-11, "bdf": 1e-10}[method]
+    sc.solver.rtol = {"rodas4": 1e-10, "dp5": 1e-11, "bdf": 1e-10, "dp5_bdf": 1e-10}[method]
     ds = cartsim.simulate(sc, method=method).isel(patient=0)
     assert int(ds["status"]) == 0
     model = Cd7Model()

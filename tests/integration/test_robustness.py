@@ -42,7 +42,7 @@ def _cohort(n, seed):
     return scs
 
 
-@pytest.mark.parametrize("method", ["rodas4", "bdf"])
+@pytest.mark.parametrize("method", ["rodas4", "bdf", "dp5_bdf"])
 def test_varied_cohort_solves_and_stays_finite(method):
     ds = cartsim.simulate(_cohort(120, seed=7), method=method)
     assert set(np.unique(ds["status"].values)) == {0}
