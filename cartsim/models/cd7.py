@@ -100,7 +100,7 @@ class Cd7Model(Model):
     name = "cd7"
     model_id = 0
     states = _states()
-    default_method = "rodas4"
+    default_method = "dp5_bdf"
     physiology: ParameterSet = CD7_PHYSIOLOGY
     ld_pk: ParameterSet = CD7_LD_PK
     hsct: ParameterSet = CD7_HSCT

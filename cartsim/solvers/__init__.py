@@ -14,8 +14,8 @@ Method codes: ``METHOD_RODAS4`` (0, Rodas4 of Hairer & Wanner, stiff, L-stable,
 order 4(3)), ``METHOD_DP5`` (1, Dormand-Prince 5(4)) and ``METHOD_BDF`` (4,
 variable-order BDF/NDF of ``cartsim.solvers.bdf``, stiff, reusing the Jacobian and
 LU across steps) and ``METHOD_DP5_BDF`` (5, DP5 that switches to BDF where a stiffness
-test finds the problem stiff, LSODA-like); ``+ FIXED_STEP`` (2) gives fixed-step variants of the first two
-for convergence studies.
+test finds the problem stiff, LSODA-like); ``+ FIXED_STEP`` (2) gives fixed-step
+variants of the first two for convergence studies.
 
 Importing this package compiles nothing; the first call compiles (or loads from
 Numba's on-disk cache) the solver for the model dispatcher.
