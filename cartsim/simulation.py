@@ -69,7 +69,8 @@ def output_times(scenario: Scenario) -> np.ndarray:
     return t
 
 
-def simulate(scenarios, *, method: str | None = None) -> xr.Dataset:
+def simulate(scenarios, *, method: str | None = None,
+             variables: Sequence[str] | None = None) -> xr.Dataset:
     """Simulate one scenario or a batch of scenarios (one ``patient`` each).
 
     Parameters
@@ -78,7 +79,12 @@ def simulate(scenarios, *, method: str | None = None) -> xr.Dataset:
         All scenarios of a batch must use the same model and output grid and
         the same solver settings (they are integrated as one compiled,
         parallel batch).
-    method : overrides ``scenario.solver.method`` (``rodas4``, ``dp5`` or ``bdf``).
+    method : overrides ``scenario.solver.method`` (``rodas4``, ``dp5``, ``bdf`` or
+        ``dp5_bdf``).
+    variables : the (patient, time) variables to keep, states or observables; ``None``
+        keeps all. Per-patient variables (``status``, solver statistics, rule days) are
+        always kept. A lean result for callers that reduce it at once (a sweep keeping
+        endpoints only): it does not record ``patient_overrides`` either.
 
     Returns
     -------
@@ -98,7 +104,7 @@ def simulate(scenarios, *, method: str | None = None) -> xr.Dataset:
                 max_steps=solver.max_steps)
     _plan_hsct(model, scs, problems, opts)
     result = solve_problems(model, problems, t_eval, **opts)
-    return to_dataset(model, problems, t_eval, result, scs, method=meth)
+    return to_dataset(model, problems, t_eval, result, scs, method=meth, variables=variables)
 
 
 def _plan_hsct(model: Model, scs: list[Scenario], problems: list[Problem], opts: dict) -> None:
@@ -150,8 +156,10 @@ STATUS_DESCRIPTION = "solver status: 0 success, 1 max steps, 2 step-size underfl
 
 
 def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result,
-               scenarios: list[Scenario], *, method: str) -> xr.Dataset:
-    """Assemble the self-describing Dataset from a batch result."""
+               scenarios: list[Scenario], *, method: str,
+               variables: Sequence[str] | None = None) -> xr.Dataset:
+    """Assemble the self-describing Dataset from a batch result (``variables``: see
+    :func:`simulate`)."""
     from cartsim import __version__
     from cartsim.solvers.api import STATUS_NAMES
 
@@ -161,12 +169,24 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     info_keys = [k for k, v in problems[0].info.items() if np.isscalar(v)]
     info = {k: np.array([pr.info[k] for pr in problems]) for k in info_keys}
     dims = ("patient", "time")
+    observables = model.observables(y_lin, p, info)
+    keep = None
+    if variables is not None:
+        keep = set(variables)
+        unknown = keep - set(model.state_names) - set(observables)
+        if unknown:
+            raise ValueError(f"variables: unknown {sorted(unknown)}; the model {model.name!r} "
+                             f"has the states {list(model.state_names)} and the observables "
+                             f"{list(observables)}")
     data_vars = {}
     for i, st in enumerate(model.states):
-        data_vars[st.name] = (dims, y_lin[..., i], {"units": st.units, "long_name": st.long_name})
-    for name, obs in model.observables(y_lin, p, info).items():
-        data_vars[name] = (dims, np.asarray(obs.data, dtype=np.float64),
-                           {"units": obs.units, "long_name": obs.long_name})
+        if keep is None or st.name in keep:
+            data_vars[st.name] = (dims, y_lin[..., i],
+                                  {"units": st.units, "long_name": st.long_name})
+    for name, obs in observables.items():
+        if keep is None or name in keep:
+            data_vars[name] = (dims, np.asarray(obs.data, dtype=np.float64),
+                               {"units": obs.units, "long_name": obs.long_name})
     status = np.asarray(result.status, dtype=np.int64)
     data_vars["status"] = (("patient",), status, {"long_name": STATUS_DESCRIPTION,
                                                   "units": "1"})
@@ -201,7 +221,7 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
         "conventions": "CF-1.8 style units and long_name on every variable",
         "note": "states reported after any dose event at the same time (right-continuous)",
     }
-    if n_pat > 1:
+    if n_pat > 1 and variables is None:
         attrs["patient_overrides"] = patient_overrides(scenarios)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
@@ -240,12 +260,48 @@ def patient_overrides(scenarios: list[Scenario]) -> str:
 
     Patient ``i``'s scenario is the ``config`` attribute with ``patient_overrides[i]``
     applied (the same dotted keys as command-line overrides). JSON, not YAML: a
-    10,000-patient batch serialises in milliseconds.
+    10,000-patient batch serialises in milliseconds. Sub-configs shared with patient 0
+    (the same object, as ``dataclasses.replace`` leaves them) are skipped unread.
     """
-    flat = [_flat(_plain(dataclasses.asdict(s))) for s in scenarios]
-    base = flat[0]
-    diffs = [{k: v for k, v in f.items() if base.get(k, _MISSING) != v} for f in flat]
+    base = scenarios[0]
+    diffs = []
+    for s in scenarios:
+        out: dict = {}
+        _diff(base, s, "", out)
+        diffs.append(out)
     return json.dumps(diffs)
+
+
+def _diff(base, other, prefix: str, out: dict) -> None:
+    """Dotted keys of ``other`` whose value differs from ``base`` (as ``_flat(asdict(.))``)."""
+    if base is other:
+        return
+    if dataclasses.is_dataclass(other) and not isinstance(other, type):
+        if type(base) is type(other):
+            for f in dataclasses.fields(other):
+                _diff(getattr(base, f.name), getattr(other, f.name), f"{prefix}{f.name}.", out)
+            return
+        other = _plain(dataclasses.asdict(other))
+    if isinstance(other, dict) and other:
+        if dataclasses.is_dataclass(base) and not isinstance(base, type):
+            base = _plain(dataclasses.asdict(base))
+        if not isinstance(base, dict):
+            base = {}
+        for k, v in other.items():
+            _diff(base.get(k, _MISSING), v, f"{prefix}{k}.", out)
+        return
+    value = _leaf(other)
+    if base is _MISSING or _leaf(base) != value:
+        out[prefix[:-1]] = value
+
+
+def _leaf(v):
+    """A config leaf as plain Python (dataclasses inside lists become dicts)."""
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return _plain(dataclasses.asdict(v))
+    if isinstance(v, (list, tuple)):
+        return [_leaf(x) for x in v]
+    return _plain(v)
 
 
 _MISSING = object()

@@ -100,8 +100,16 @@ class Model(ABC):
         return np.array([s.atol for s in self.states], dtype=np.float64)
 
     def to_linear(self, y: np.ndarray) -> np.ndarray:
-        """Solver coordinates -> linear state values (exp of log states)."""
-        out = np.array(y, dtype=np.float64, copy=True)
-        mask = self.log_mask
-        out[..., mask] = np.exp(out[..., mask])
-        return out
+        """Solver coordinates -> linear state values (exp of log states).
+
+        ``y`` has the state on its last axis. The result has the same shape and is a
+        view of a state-major copy, so that ``out[..., i]`` (one state) is contiguous:
+        the per-state variables of a Dataset are then plain blocks, and the exponentials
+        run in place over contiguous rows (a masked fancy-index assignment costs several
+        times more on a large batch).
+        """
+        y = np.asarray(y, dtype=np.float64)
+        out = np.moveaxis(y, -1, 0).copy()  # (state, ...)
+        for i in np.flatnonzero(self.log_mask):
+            np.exp(out[i], out=out[i])
+        return np.moveaxis(out, 0, -1)

@@ -263,7 +263,7 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
     return ds
 
 
-def _simulate_points(scenarios, valid, per, simulate_fn):
+def _simulate_points(scenarios, valid, per, simulate_fn, variables=None):
     """Simulate the valid points' scenarios (``per`` each, in order) as one Dataset.
 
     The default (ODE) is one compiled batch. A ``simulate_fn(scenarios, start)`` is called
@@ -274,7 +274,7 @@ def _simulate_points(scenarios, valid, per, simulate_fn):
     if simulate_fn is None:
         from cartsim.simulation import simulate
 
-        return simulate(scenarios)
+        return simulate(scenarios, variables=variables)
     parts, first = [], 0
     for k in range(1, len(valid) + 1):
         if k == len(valid) or valid[k] != valid[k - 1] + 1:
@@ -289,6 +289,7 @@ def _evaluate(base, plan: SweepPlan, idx, names, pop, settings, *, seed, death_s
               simulate_fn, ci_level, keep):
     """One chunk: build the points' scenarios, simulate them as one batch, reduce."""
     from cartsim.clinical import endpoints
+    from cartsim.clinical.endpoints import REQUIRED
     from cartsim.sweep.endpoints import select, single, summarise
     from cartsim.trial import stream_seeds
 
@@ -312,7 +313,9 @@ def _evaluate(base, plan: SweepPlan, idx, names, pop, settings, *, seed, death_s
     per = plan.per_point
     traj = None
     if valid:
-        ds = _simulate_points(scenarios, valid, per, simulate_fn)
+        # endpoints only: a lean Dataset of what they read, unless trajectories are kept
+        ds = _simulate_points(scenarios, valid, per, simulate_fn,
+                              variables=None if keep else REQUIRED)
         ds = ds.assign_coords(patient=("patient", np.tile(np.arange(per), len(valid)),
                                        ds["patient"].attrs))
         ep = endpoints(ds, settings, seed=death_seed)

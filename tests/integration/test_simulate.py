@@ -122,3 +122,52 @@ def test_a_failed_solve_reports_nan_not_an_absent_population():
     assert int(ds["status"].values[0]) != 0
     for name in ("car_total", "car_copies_per_ug", "marrow_blast_pct"):
         assert np.isnan(ds[name].values[0, -1]), name
+
+
+def _overrides_by_asdict(scenarios):
+    """The definition of ``patient_overrides``: flatten every scenario, keep what differs."""
+    import dataclasses
+
+    from cartsim.simulation import _flat, _plain
+
+    flat = [_flat(_plain(dataclasses.asdict(s))) for s in scenarios]
+    return [{k: v for k, v in f.items() if k not in flat[0] or flat[0][k] != v} for f in flat]
+
+
+def test_patient_overrides_equal_the_flattened_difference():
+    """The fast structural diff (shared sub-configs skipped) equals flattening every scenario."""
+    import dataclasses
+    import json
+
+    from cartsim.population import PopulationSpec, draw_cohort
+    from cartsim.simulation import patient_overrides
+
+    base = cartsim.Scenario(model=cartsim.ModelConfig(params={"k_kill": 2.0}))
+    cohort = draw_cohort(base, PopulationSpec(n=12), 3).scenarios
+    edited = [dataclasses.replace(cohort[1], regimen=dataclasses.replace(
+                  cohort[1].regimen, car_dose_per_kg=3e6, cy_mg_m2=500.0)),
+              dataclasses.replace(base, model=cartsim.ModelConfig(params={"k_kill": 2.0})),
+              dataclasses.replace(base, model=cartsim.ModelConfig(params={"rho_max": 0.8}))]
+    scs = [base, *cohort, *edited]
+    got = json.loads(patient_overrides(scs))
+    assert got == _overrides_by_asdict(scs)
+    assert got[-2] == {}  # an equal but distinct object is no override
+    assert got[-1] == {"model.params.rho_max": 0.8}
+    assert got[-3]["regimen.car_dose_per_kg"] == 3e6
+    assert any(len(d) > 2 for d in got[1:13])  # the cohort varies several values
+
+
+def test_variables_keeps_a_lean_dataset():
+    """``variables=`` keeps the named (patient, time) variables, identical to the full
+    result, plus every per-patient one; an unknown name is an error naming it."""
+    scs = [cartsim.Scenario(regimen=cartsim.Regimen(car_dose_per_kg=d)) for d in (1e6, 3e6)]
+    full = cartsim.simulate(scs)
+    lean = cartsim.simulate(scs, variables=["car_copies_per_ug", "car_eff"])
+    timed = {v for v in lean.data_vars if lean[v].dims == ("patient", "time")}
+    assert timed == {"car_copies_per_ug", "car_eff"}
+    for v in lean.data_vars:
+        xr.testing.assert_identical(lean[v], full[v])
+    assert {"status", "n_steps"} <= set(lean.data_vars)
+    assert "patient_overrides" not in lean.attrs and "patient_overrides" in full.attrs
+    with pytest.raises(ValueError, match="unknown.*'car_copies'"):
+        cartsim.simulate(scs, variables=["car_copies"])
