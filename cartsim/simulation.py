@@ -91,6 +91,29 @@ def simulate(scenarios, *, method: str | None = None,
     xarray.Dataset
         Dims ``patient`` x ``time``. See the README for the variables.
     """
+    batch = prepare(scenarios, method=method)
+    return finish(batch, solve_prepared(batch), variables=variables)
+
+
+@dataclasses.dataclass
+class PreparedBatch:
+    """Scenarios built into solver problems, ready for ``solve_prepared`` (see ``prepare``)."""
+
+    model: Model
+    scenarios: list[Scenario]
+    problems: list[Problem]
+    t_eval: np.ndarray
+    method: str
+    opts: dict
+
+
+def prepare(scenarios, *, method: str | None = None) -> PreparedBatch:
+    """The Python half of :func:`simulate` before the compiled solve: validate, build.
+
+    ``simulate(s) == finish(b, solve_prepared(b))`` with ``b = prepare(s)``. The three
+    steps let a caller (the sweep) build the next batch and reduce the previous one
+    while the compiled solver, which releases the GIL, runs in another thread.
+    """
     scs = as_batch(scenarios, "simulate()")
     first = scs[0]
     model = get_model(first.model.name)
@@ -103,8 +126,19 @@ def simulate(scenarios, *, method: str | None = None,
     opts = dict(method=meth, rtol=solver.rtol, atol=model.atol * solver.atol_scale,
                 max_steps=solver.max_steps)
     _plan_hsct(model, scs, problems, opts)
-    result = solve_problems(model, problems, t_eval, **opts)
-    return to_dataset(model, problems, t_eval, result, scs, method=meth, variables=variables)
+    return PreparedBatch(model, scs, problems, t_eval, meth, opts)
+
+
+def solve_prepared(batch: PreparedBatch):
+    """The compiled, parallel solve of a prepared batch (a ``BatchResult``)."""
+    return solve_problems(batch.model, batch.problems, batch.t_eval, **batch.opts)
+
+
+def finish(batch: PreparedBatch, result, *, variables: Sequence[str] | None = None
+           ) -> xr.Dataset:
+    """The Dataset of a solved batch (``variables``: see :func:`simulate`)."""
+    return to_dataset(batch.model, batch.problems, batch.t_eval, result, batch.scenarios,
+                      method=batch.method, variables=variables)
 
 
 def _plan_hsct(model: Model, scs: list[Scenario], problems: list[Problem], opts: dict) -> None:

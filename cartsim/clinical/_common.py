@@ -76,13 +76,13 @@ def day0_grid(t: np.ndarray, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray,
     if keep.sum() < 2:
         raise ValueError(f"endpoints need at least two output times at or after day 0 (CAR-T "
                          f"infusion); the Dataset's time runs {t[0]:g}..{t[-1]:g}")
-    i = int(np.argmax(keep))
+    i = int(np.argmax(keep))  # t increases: the kept times are t[i:] (views, not copies)
     if i == 0 or t[i] == 0.0:
-        return t[keep], {k: v[:, keep] for k, v in arrays.items()}
+        return t[i:], {k: v[:, i:] for k, v in arrays.items()}
     w = -t[i - 1] / (t[i] - t[i - 1])
-    tt = np.concatenate([[0.0], t[keep]])
+    tt = np.concatenate([[0.0], t[i:]])
     return tt, {k: np.concatenate([v[:, i - 1:i] + w * (v[:, i:i + 1] - v[:, i - 1:i]),
-                                   v[:, keep]], axis=1) for k, v in arrays.items()}
+                                   v[:, i:]], axis=1) for k, v in arrays.items()}
 
 
 def first_time(t: np.ndarray, cond: np.ndarray) -> np.ndarray:

@@ -1335,7 +1335,7 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
     return status
 
 
-@nb.njit(cache=True, error_model="numpy", parallel=True)
+@nb.njit(cache=True, error_model="numpy", parallel=True, nogil=True)
 def integrate_batch(mid, method, Y0, P, t_eval, t0, t1,
                     EV_T, EV_KIND, EV_IDX, EV_VAL, EV_N,
                     RULE_IDX, RULE_THR, RULE_KIND, RULE_TGT, RULE_VAL, RULE_N,
@@ -1347,7 +1347,8 @@ def integrate_batch(mid, method, Y0, P, t_eval, t0, t1,
     ``EV_N[i]`` events and ``RULE_N[i]`` rules are used. ``Y_OUT[npat, nt, n]``,
     ``STATUS[npat]``, ``STATS[npat, 4]``, ``RULE_TIME[npat, rmax]`` receive the
     results (``RULE_TIME`` beyond ``RULE_N[i]`` is NaN). Patients are independent,
-    so results are bitwise identical for any number of threads.
+    so results are bitwise identical for any number of threads (and loop chunking).
+    The GIL is released: Python threads run while a batch integrates.
     """
     npat = Y0.shape[0]
     for i in nb.prange(npat):

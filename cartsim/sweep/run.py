@@ -212,6 +212,7 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
 
     ``resume=False`` recomputes (and overwrites) chunks already in ``chunk_dir``.
     """
+    from cartsim.clinical.endpoints import REQUIRED
     from cartsim.sweep.store import ChunkStore
 
     if save_trajectories and chunk_dir is None:
@@ -220,40 +221,72 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
     store = ChunkStore(chunk_dir, description or {}) if chunk_dir is not None else None
     per_chunk = max(1, chunk_size // plan.per_point)
     n = plan.n_points
+    starts = list(range(0, n, per_chunk))
     parts, errors, invalid = [], [], {}
     tried = False  # has a chunk been evaluated (not loaded) in this run?
-    for k, start in enumerate(range(0, n, per_chunk)):
-        idx = np.arange(start, min(n, start + per_chunk))
-        part = store.load(k, idx) if store is not None and resume else None
-        if part is None:
-            try:
-                part, traj = _evaluate(base, plan, idx, names, pop, settings, seed=seed,
-                                       death_seed=death_seed, simulate_fn=simulate_fn,
-                                       ci_level=ci_level, keep=save_trajectories)
-            except (KeyboardInterrupt, SystemExit, MemoryError):
-                raise
-            except Exception as exc:  # failure is data: report the chunk, go on
-                if not tried:  # the first chunk: most likely a setup error, fail fast
-                    raise
-                errors.append({"chunk": k, "points": [int(idx[0]), int(idx[-1])],
-                               "error": f"{type(exc).__name__}: {exc}"})
-                warnings.warn(f"sweep chunk {k} (points {idx[0]}-{idx[-1]}) failed: "
-                              f"{type(exc).__name__}: {exc}; its points are reported "
-                              "missing (status -1), the sweep goes on", stacklevel=2)
-                part = None
-            else:
-                if store is not None:
-                    if traj is not None:
-                        from cartsim.io import write_netcdf
+    loaded, started = {}, {}
 
-                        write_netcdf(traj, store.path(k, "trajectories"))
-                    store.save(k, part)
-            tried = True
-        if part is not None:
-            invalid.update(json.loads(part.attrs.pop("invalid", "{}")))
-            parts.append(part)
-        if progress is not None:
-            progress(int(idx[-1]) + 1, n)
+    def chunk_idx(k):
+        return np.arange(starts[k], min(n, starts[k] + per_chunk))
+
+    def load(k):
+        if k not in loaded:
+            loaded[k] = store.load(k, chunk_idx(k)) if store is not None and resume else None
+        return loaded[k]
+
+    # ODE chunks run as a pipeline: while the compiled solver (GIL released) integrates
+    # chunk k in a worker thread, this thread builds chunk k+1 and reduces chunk k-1.
+    executor = None
+    if simulate_fn is None and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsim-solve")
+        variables = None if save_trajectories else REQUIRED
+
+    def start(k):
+        if executor is not None and k < len(starts) and k not in started and load(k) is None:
+            started[k] = _Started(base, plan, chunk_idx(k), pop, seed, executor, variables)
+
+    try:
+        for k in range(len(starts)):
+            idx = chunk_idx(k)
+            part = load(k)
+            loaded.pop(k, None)
+            if part is None:
+                start(k)
+                start(k + 1)
+                try:
+                    part, traj = _evaluate(base, plan, idx, names, pop, settings, seed=seed,
+                                           death_seed=death_seed, simulate_fn=simulate_fn,
+                                           ci_level=ci_level, keep=save_trajectories,
+                                           started=started.pop(k, None))
+                except (KeyboardInterrupt, SystemExit, MemoryError):
+                    raise
+                except Exception as exc:  # failure is data: report the chunk, go on
+                    if not tried:  # the first chunk: most likely a setup error, fail fast
+                        raise
+                    errors.append({"chunk": k, "points": [int(idx[0]), int(idx[-1])],
+                                   "error": f"{type(exc).__name__}: {exc}"})
+                    warnings.warn(f"sweep chunk {k} (points {idx[0]}-{idx[-1]}) failed: "
+                                  f"{type(exc).__name__}: {exc}; its points are reported "
+                                  "missing (status -1), the sweep goes on", stacklevel=2)
+                    part = None
+                else:
+                    if store is not None:
+                        if traj is not None:
+                            from cartsim.io import write_netcdf
+
+                            write_netcdf(traj, store.path(k, "trajectories"))
+                        store.save(k, part)
+                tried = True
+            if part is not None:
+                invalid.update(json.loads(part.attrs.pop("invalid", "{}")))
+                parts.append(part)
+            if progress is not None:
+                progress(int(idx[-1]) + 1, n)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
     ds = _complete(parts, n)
     ds.attrs["errors"] = json.dumps(errors)
     ds.attrs["invalid"] = json.dumps(dict(list(invalid.items())[:50]))
@@ -285,12 +318,8 @@ def _simulate_points(scenarios, valid, per, simulate_fn, variables=None):
     return xr.concat(parts, dim="patient", combine_attrs="override")
 
 
-def _evaluate(base, plan: SweepPlan, idx, names, pop, settings, *, seed, death_seed,
-              simulate_fn, ci_level, keep):
-    """One chunk: build the points' scenarios, simulate them as one batch, reduce."""
-    from cartsim.clinical import endpoints
-    from cartsim.clinical.endpoints import REQUIRED
-    from cartsim.sweep.endpoints import select, single, summarise
+def _point_scenarios(base, plan: SweepPlan, idx, pop, seed):
+    """The scenarios of points ``idx`` (``per_point`` each): (scenarios, valid, invalid)."""
     from cartsim.trial import stream_seeds
 
     scenarios, valid, invalid = [], [], {}
@@ -310,12 +339,57 @@ def _evaluate(base, plan: SweepPlan, idx, names, pop, settings, *, seed, death_s
         scenarios.extend(dataclasses.replace(s, seed=seed) if s.seed != seed else s
                          for s in scs)
         valid.append(int(p))
+    return scenarios, valid, invalid
+
+
+class _Started:
+    """A chunk whose ODE solve was handed to the solver thread (``_start``)."""
+
+    def __init__(self, base, plan, idx, pop, seed, executor, variables):
+        from cartsim.simulation import prepare, solve_prepared
+
+        self.error = None
+        self.future = None
+        try:
+            self.scenarios, self.valid, self.invalid = _point_scenarios(base, plan, idx, pop,
+                                                                        seed)
+            if self.valid:
+                self.batch = prepare(self.scenarios)
+                self.future = executor.submit(solve_prepared, self.batch)
+        except Exception as exc:  # re-raised when the chunk's turn comes (_evaluate)
+            self.error = exc
+
+    def dataset(self, variables):
+        from cartsim.simulation import finish
+
+        return finish(self.batch, self.future.result(), variables=variables)
+
+
+def _evaluate(base, plan: SweepPlan, idx, names, pop, settings, *, seed, death_seed,
+              simulate_fn, ci_level, keep, started=None):
+    """One chunk: build the points' scenarios, simulate them as one batch, reduce.
+
+    ``started``: the chunk's ``_Started`` when its solve already runs in the solver thread.
+    """
+    from cartsim.clinical import endpoints
+    from cartsim.clinical.endpoints import REQUIRED
+    from cartsim.sweep.endpoints import select, single, summarise
+
+    # endpoints only: a lean Dataset of what they read, unless trajectories are kept
+    variables = None if keep else REQUIRED
+    if started is not None:
+        if started.error is not None:
+            raise started.error
+        scenarios, valid, invalid = started.scenarios, started.valid, started.invalid
+    else:
+        scenarios, valid, invalid = _point_scenarios(base, plan, idx, pop, seed)
     per = plan.per_point
     traj = None
     if valid:
-        # endpoints only: a lean Dataset of what they read, unless trajectories are kept
-        ds = _simulate_points(scenarios, valid, per, simulate_fn,
-                              variables=None if keep else REQUIRED)
+        if started is not None:
+            ds = started.dataset(variables)
+        else:
+            ds = _simulate_points(scenarios, valid, per, simulate_fn, variables=variables)
         ds = ds.assign_coords(patient=("patient", np.tile(np.arange(per), len(valid)),
                                        ds["patient"].attrs))
         ep = endpoints(ds, settings, seed=death_seed)
