@@ -74,7 +74,7 @@ def in_job(n_points: int, chunk_size: int, seed: int = 0, method: str = "auto") 
     finally:
         sim.solve_problems, sim.prepare, sim.finish, cartsim.clinical.endpoints = saved
     return {"wall": wall, "solve": solve.seconds, "prepare": prepare.seconds,
-            "finish": finish.seconds - 0.0, "endpoints": ep.seconds, "chunks": solve.calls,
+            "finish": finish.seconds, "endpoints": ep.seconds, "chunks": solve.calls,
             "ds": ds}
 
 

@@ -278,17 +278,6 @@ def _yaml(scenario: Scenario) -> str:
     return yaml.safe_dump(_plain(dataclasses.asdict(scenario)), sort_keys=False)
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def patient_overrides(scenarios: list[Scenario]) -> str:
     """JSON list, one dict per patient, of the dotted keys where it differs from patient 0.
 
@@ -307,7 +296,8 @@ def patient_overrides(scenarios: list[Scenario]) -> str:
 
 
 def _diff(base, other, prefix: str, out: dict) -> None:
-    """Dotted keys of ``other`` whose value differs from ``base`` (as ``_flat(asdict(.))``)."""
+    """Dotted keys of ``other`` whose value differs from ``base``: the leaves of
+    ``dataclasses.asdict`` (nested dicts flattened to dotted keys) that differ."""
     if base is other:
         return
     if dataclasses.is_dataclass(other) and not isinstance(other, type):

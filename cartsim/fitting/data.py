@@ -71,7 +71,6 @@ line), the column and what would be accepted.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -87,6 +86,7 @@ from cartsim.population.table import (
     HEADER,
     PERCENT_UNITS,
     _norm_unit,
+    read_rows,
 )
 from cartsim.scenario import Scenario, ScenarioError
 
@@ -260,13 +260,7 @@ def read_observations(path: str | Path) -> Observations:
     src = str(path)
     if not path.is_file():
         raise DataError(f"{src}: no such file (data=... must name a CSV file of observations)")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        rows, lines = [], []
-        for r in reader:
-            if any(c.strip() for c in r) and not r[0].lstrip().startswith("#"):
-                rows.append(r)
-                lines.append(reader.line_num)
+    rows, lines = read_rows(path, comments=True)
     if not rows:
         raise DataError(f"{src}: empty file: expected a header row (ID, TIME, DV, ANALYTE or "
                         "DVID, UNIT, ...) and one row per record")

@@ -129,14 +129,28 @@ def read_cohort(path: str | Path, base: Scenario) -> Cohort:
     return _cohort(fields, rows, lines, base, src)
 
 
-def _read_text(path: Path, delimiter: str) -> tuple[list[str], list[list[Any]], list[int]]:
+def read_rows(path, delimiter: str = ",", comments: bool = False
+              ) -> tuple[list[list[str]], list[int]]:
+    """The non-blank rows of a delimited text file (BOM-tolerant UTF-8) and their line numbers.
+
+    Blank lines are layout, not records; with ``comments`` a row whose first cell starts
+    with ``#`` is skipped too. Shared by the cohort and the observation readers.
+    """
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         rows, lines = [], []
         for row in reader:
-            if any(c.strip() for c in row):  # blank lines are layout, not patients
-                rows.append(row)
-                lines.append(reader.line_num)
+            if not any(c.strip() for c in row):
+                continue
+            if comments and row[0].lstrip().startswith("#"):
+                continue
+            rows.append(row)
+            lines.append(reader.line_num)
+    return rows, lines
+
+
+def _read_text(path: Path, delimiter: str) -> tuple[list[str], list[list[Any]], list[int]]:
+    rows, lines = read_rows(path, delimiter)
     if not rows:
         raise CohortTableError(f"{path}: empty table: expected a header row and one row per "
                                "patient")

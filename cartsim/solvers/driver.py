@@ -255,6 +255,47 @@ def _locate(dense, i, thr, g0, g1, t, h):
 
 
 @nb.njit(cache=True, error_model="numpy")
+def _next_step(t, h, tseg, hmin, nsteps, max_steps):
+    """A step of ``h`` from ``t``, landing on the segment end ``tseg`` when within ``1.01 h``.
+
+    Returns ``(h, last, status)``: ``status`` is ``STEP_UNDERFLOW`` below ``hmin``,
+    ``MAX_STEPS`` when ``nsteps`` attempts are used up, else ``SUCCESS``.
+    """
+    last = False
+    if t + 1.01 * h >= tseg:
+        h = tseg - t
+        last = True
+    if h < hmin:
+        return h, last, STEP_UNDERFLOW
+    if nsteps >= max_steps:
+        return h, last, MAX_STEPS
+    return h, last, SUCCESS
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _dp5_accept_factor(err, facold):
+    """``DOPRI5``'s Lund-stabilised PI control after an accepted step: ``(h / h_new, facold)``."""
+    fac = err ** _D_EXPO / facold ** _D_BETA
+    return max(_D_FACMIN, min(_D_FACMAX, fac / _SAFE)), max(err, 1e-4)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _dp5_reject_factor(err):
+    """``h / h_new`` after a rejected DP5 step (``err > 1``)."""
+    return min(_D_FACMAX, err ** _D_EXPO / _SAFE)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _dense_until(dense, t, h, t_end, t_eval, iout, y_out):
+    """Write the dense output of the step ``[t, t + h]`` at every pending ``t_eval < t_end``."""
+    nt = t_eval.shape[0]
+    while iout < nt and t_eval[iout] < t_end:
+        dense_eval(dense, (t_eval[iout] - t) / h, y_out[iout])
+        iout += 1
+    return iout
+
+
+@nb.njit(cache=True, error_model="numpy")
 def _first_crossing(rodas_m, y, ynew, h, kst, dense, fired, rule_idx, thr_s, t):
     """Earliest sign change of an unfired rule over a Rodas4/DP5 step ``[t, t + h]``.
 
@@ -295,13 +336,10 @@ def _fire_crossing(dense, theta_c, jc, t, h, tn, tseg, y, ynew, pp, log_mask, t_
     above threshold, and writes the outputs at it. Returns ``(t, iout, iev, ok)``
     with ``ok`` False when the state became non-finite (outputs then not written).
     """
-    nt = t_eval.shape[0]
     tc = t + theta_c * h if theta_c < 1.0 else tn
     if tc > tn:
         tc = tn
-    while iout < nt and t_eval[iout] < tc:
-        dense_eval(dense, (t_eval[iout] - t) / h, y_out[iout])
-        iout += 1
+    iout = _dense_until(dense, t, h, tc, t_eval, iout, y_out)
     if theta_c < 1.0:
         dense_eval(dense, theta_c, y)
     else:
@@ -627,17 +665,9 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
 
         if not stiff:
             # ------------------------------------------------------------ one DP5 attempt
-            h = min(h_dp, hmax_eff)
-            hfull = h
-            last = False
-            if t + 1.01 * h >= tseg:
-                h = tseg - t
-                last = True
-            if h < hmin:
-                status = STEP_UNDERFLOW
-                break
-            if nsteps >= max_steps:
-                status = MAX_STEPS
+            hfull = min(h_dp, hmax_eff)
+            h, last, status = _next_step(t, hfull, tseg, hmin, nsteps, max_steps)
+            if status != SUCCESS:
                 break
             nsteps += 1
             err = dopri.dp5_step(mid, t, h, y, pp, kst, ynew, ytmp, atol, rtol)
@@ -652,13 +682,11 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
                 continue
             if err > 1.0:
                 nreject += 1
-                h_dp = h / min(_D_FACMAX, err ** _D_EXPO / _SAFE)
+                h_dp = h / _dp5_reject_factor(err)
                 reject = True
                 continue
             naccept += 1
-            fac = err ** _D_EXPO / facold ** _D_BETA
-            fac = max(_D_FACMIN, min(_D_FACMAX, fac / _SAFE))
-            facold = max(err, 1e-4)
+            fac, facold = _dp5_accept_factor(err, facold)
             hnew = h / fac
             if reject and hnew > h:
                 hnew = h
@@ -697,9 +725,7 @@ def _integrate_bdf(mid, y0, p, t_eval, t0, t1,
             if iout < nt and t_eval[iout] < tn:
                 if not dense_ok:
                     dopri.dp5_dense(y, ynew, h, kst, dense)
-                while iout < nt and t_eval[iout] < tn:
-                    dense_eval(dense, (t_eval[iout] - t) / h, y_out[iout])
-                    iout += 1
+                iout = _dense_until(dense, t, h, tn, t_eval, iout, y_out)
             for i in range(n):
                 y[i] = ynew[i]
                 kst[0, i] = kst[6, i]
@@ -1182,15 +1208,8 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
         if h > hmax_eff:
             h = hmax_eff
         hfull = h
-        last = False
-        if t + 1.01 * h >= tseg:
-            h = tseg - t
-            last = True
-        if h < hmin:
-            status = STEP_UNDERFLOW
-            break
-        if nsteps >= max_steps:
-            status = MAX_STEPS
+        h, last, status = _next_step(t, hfull, tseg, hmin, nsteps, max_steps)
+        if status != SUCCESS:
             break
         nsteps += 1
 
@@ -1250,10 +1269,7 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
                 erracc = max(1e-2, err)
                 hnew = h / fac
             else:
-                fac11 = err ** _D_EXPO
-                fac = fac11 / facold ** _D_BETA
-                fac = max(_D_FACMIN, min(_D_FACMAX, fac / _SAFE))
-                facold = max(err, 1e-4)
+                fac, facold = _dp5_accept_factor(err, facold)
                 hnew = h / fac
             if reject and hnew > h:
                 hnew = h
@@ -1287,9 +1303,7 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
                         rodas.rodas_dense(y, ynew, kst, dense)
                     else:
                         dopri.dp5_dense(y, ynew, h, kst, dense)
-                while iout < nt and t_eval[iout] < tn:
-                    dense_eval(dense, (t_eval[iout] - t) / h, y_out[iout])
-                    iout += 1
+                iout = _dense_until(dense, t, h, tn, t_eval, iout, y_out)
             for i in range(n):
                 y[i] = ynew[i]
             t = tn
@@ -1320,8 +1334,7 @@ def integrate(mid, method, y0, p, t_eval, t0, t1,
                 fac = max(_R_FACMIN, min(_R_FACMAX, err ** 0.25 / _SAFE))
                 h = h / fac
             else:
-                fac11 = err ** _D_EXPO
-                h = h / min(_D_FACMAX, fac11 / _SAFE)
+                h = h / _dp5_reject_factor(err)
             reject = True
 
     while iout < nt:

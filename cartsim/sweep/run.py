@@ -212,7 +212,6 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
 
     ``resume=False`` recomputes (and overwrites) chunks already in ``chunk_dir``.
     """
-    from cartsim.clinical.endpoints import REQUIRED
     from cartsim.sweep.store import ChunkStore
 
     if save_trajectories and chunk_dir is None:
@@ -241,11 +240,10 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
         from concurrent.futures import ThreadPoolExecutor
 
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsim-solve")
-        variables = None if save_trajectories else REQUIRED
 
     def start(k):
         if executor is not None and k < len(starts) and k not in started and load(k) is None:
-            started[k] = _Started(base, plan, chunk_idx(k), pop, seed, executor, variables)
+            started[k] = _Started(base, plan, chunk_idx(k), pop, seed, executor)
 
     try:
         for k in range(len(starts)):
@@ -345,7 +343,7 @@ def _point_scenarios(base, plan: SweepPlan, idx, pop, seed):
 class _Started:
     """A chunk whose ODE solve was handed to the solver thread (``_start``)."""
 
-    def __init__(self, base, plan, idx, pop, seed, executor, variables):
+    def __init__(self, base, plan, idx, pop, seed, executor):
         from cartsim.simulation import prepare, solve_prepared
 
         self.error = None

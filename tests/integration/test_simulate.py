@@ -124,11 +124,22 @@ def test_a_failed_solve_reports_nan_not_an_absent_population():
         assert np.isnan(ds[name].values[0, -1]), name
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def _overrides_by_asdict(scenarios):
     """The definition of ``patient_overrides``: flatten every scenario, keep what differs."""
     import dataclasses
 
-    from cartsim.simulation import _flat, _plain
+    from cartsim.simulation import _plain
 
     flat = [_flat(_plain(dataclasses.asdict(s))) for s in scenarios]
     return [{k: v for k, v in f.items() if k not in flat[0] or flat[0][k] != v} for f in flat]
