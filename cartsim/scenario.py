@@ -80,6 +80,11 @@ class Product:
         (fractions of the dose entering the memory and exhausted pools; the rest
         are effectors).
     vcn : CAR vector copies per CAR+ cell (copies/cell), for qPCR.
+    allogeneic : True for an off-the-shelf product from an HLA-mismatched third-party
+        donor (TCR knocked out, so no graft-versus-host disease): the host's recovering
+        T cells reject it (``k_reject`` of the model), so it persists only while host
+        T cells stay depleted. False for autologous and for donor-derived products from
+        the patient's own transplant donor (tolerated).
     """
 
     name: str = "nanobody"
@@ -89,6 +94,7 @@ class Product:
     memory_fraction: float = 0.3
     exhausted_fraction: float = 0.05
     vcn: float = 1.0
+    allogeneic: bool = False
 
     def __post_init__(self) -> None:
         _range("product.residual_cd7", self.residual_cd7, 0.0, 1.0)

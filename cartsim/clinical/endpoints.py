@@ -30,7 +30,9 @@ from cartsim.clinical.settings import EndpointSettings
 from cartsim.clinical.survival import (
     cumulative_hazard,
     death_day,
+    death_mechanism,
     exponential_thresholds,
+    hazards,
     survival,
 )
 
@@ -41,11 +43,14 @@ REQUIRED = ("car_copies_per_ug", "car_cells_per_ul", "marrow_blast_pct", "blast_
 
 DEATH_NOTE = (
     "Deaths are drawn from a per-patient hazard (1/day) integrated from day 0 (trapezoid): "
-    "leukemia hazard rising with marrow blast fraction and extramedullary volume (Hill), "
-    "infection hazards while ANC < the grade-4 threshold and during CD7+ T-cell aplasia, and "
+    "leukemia hazard rising with marrow blast fraction and extramedullary volume (Hill) from "
+    "day 14 (endpoints.death.leukemia_onset_day), infection hazards while ANC < the grade-4 "
+    "threshold (growing with its duration) and during CD7+ T-cell aplasia, fatal CRS while "
+    "IL-6 is in the grade-4 range, and "
     "transplant-related mortality after hsct_day when present; death at the first time the "
     "cumulative hazard exceeds -ln(1-U), U ~ Uniform(0,1): the k-th draw of numpy "
-    "default_rng(seed) for patient index k. Nothing after death counts.")
+    "default_rng(seed) for patient index k. Nothing after death counts, except the "
+    "CAR-T Cmax, Tmax, AUC0-28 and expansion, read off the whole trajectory (death flag beside).")
 
 
 def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
@@ -93,14 +98,19 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
     tt, x = day0_grid(t, raw)
 
     hsct = np.asarray(ds["hsct_day"].values, dtype=float) if "hsct_day" in ds else None
-    died = death_day(tt, cumulative_hazard(tt, x, hsct, s),
+    h = hazards(tt, x, s)
+    died = death_day(tt, cumulative_hazard(tt, x, hsct, s, h),
                      exponential_thresholds(seed, ds["patient"].values))
     died = np.where(evaluable, died, np.nan)
     until = np.where(evaluable, np.fmin(died, tt[-1]), -np.inf)
     tr = Track(tt, x, evaluable[:, None] & (tt[None, :] <= until[:, None]), until)
+    # cellular kinetics are read off the whole trajectory (what the patient's CAR-T
+    # cells did), not cut at a drawn death; ``death``/``death_day`` stand beside them
+    full = Track(tt, x, np.broadcast_to(evaluable[:, None], (evaluable.size, tt.size)),
+                 np.where(evaluable, tt[-1], -np.inf))
 
     out: dict[str, Var] = {}
-    out.update(cellular_kinetics(tr, s))
+    out.update(cellular_kinetics(tr, s, full))
     out.update(marrow_response(tr, s))
     out.update(extramedullary_response(tr, raw["em_volume_cm3"][:, 0], s))
     out.update(cytokine_toxicity(tr, s))
@@ -108,6 +118,7 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
     out.update(pharmacodynamics(tr, s, raw["flu_auc"][:, -1]))
     out.update(survival(float(tt[-1]), died, out["response_day"].data,
                         out["relapse_day"].data, out["progression_day"].data))
+    out["death_mechanism"] = death_mechanism(tt, h, hsct, died, s)
 
     dims = ("patient",)
     data_vars = {

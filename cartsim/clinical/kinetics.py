@@ -41,13 +41,21 @@ _ASSAYS = {  # suffix: (observable, unit, assay phrase, settings field of the LL
 CYTOKINES = {"il6": "IL-6", "ifng": "IFN-gamma", "il10": "IL-10", "tnfa": "TNF-alpha"}
 
 
-def assay_kinetics(tr: Track, suffix: str, s: EndpointSettings) -> dict[str, Var]:
-    """Cmax, Tmax, AUC0-28d and persistence of one assay (``suffix`` ``qpcr`` or ``flow``)."""
+def assay_kinetics(tr: Track, suffix: str, s: EndpointSettings,
+                   whole: Track | None = None) -> dict[str, Var]:
+    """Cmax, Tmax, AUC0-28d and persistence of one assay (``suffix`` ``qpcr`` or ``flow``).
+
+    Cmax, Tmax and the AUC are read off ``whole`` (default ``tr``): the endpoints pass
+    the trajectory uncut by a drawn death, so exposure is what the CAR-T cells did, not
+    an artefact of the death draw; persistence is read off ``tr`` (up to death).
+    """
     name, unit, assay, lloq_field = _ASSAYS[suffix]
+    whole = tr if whole is None else whole
     x = tr.x[name]
     lloq = getattr(s, lloq_field)
-    cmax, tmax = peak(tr.t, x, tr.observed)
-    auc = np.where(tr.seen_at(AUC_END_DAY), window_integral(tr.t, x, 0.0, AUC_END_DAY), np.nan)
+    cmax, tmax = peak(whole.t, whole.x[name], whole.observed)
+    auc = np.where(whole.seen_at(AUC_END_DAY),
+                   window_integral(whole.t, whole.x[name], 0.0, AUC_END_DAY), np.nan)
     persist = last_time(tr.t, tr.observed & (x >= lloq))
     return {
         f"cmax_{suffix}": Var(cmax, {"units": unit, "long_name": f"peak {assay} after day 0"}),
@@ -59,9 +67,14 @@ def assay_kinetics(tr: Track, suffix: str, s: EndpointSettings) -> dict[str, Var
     }
 
 
-def cellular_kinetics(tr: Track, s: EndpointSettings) -> dict[str, Var]:
-    """Kinetics by qPCR and flow, expansion, and qPCR detectability at month 6."""
-    out = {**assay_kinetics(tr, "qpcr", s), **assay_kinetics(tr, "flow", s)}
+def cellular_kinetics(tr: Track, s: EndpointSettings, whole: Track | None = None
+                      ) -> dict[str, Var]:
+    """Kinetics by qPCR and flow, expansion, and qPCR detectability at month 6.
+
+    ``whole``: the trajectories uncut by death, for Cmax, Tmax, AUC and expansion
+    (see :func:`assay_kinetics`); default ``tr``.
+    """
+    out = {**assay_kinetics(tr, "qpcr", s, whole), **assay_kinetics(tr, "flow", s, whole)}
     out["expansion"] = flag_var(
         out["cmax_qpcr"].data >= s.expansion_threshold_copies_per_ug,
         f"CAR-T expansion: qPCR peak >= {s.expansion_threshold_copies_per_ug:g} copies/ug")

@@ -42,13 +42,18 @@ def _thresholds(key: str, values: list[float]) -> None:
 class DeathModel:
     """Per-patient death hazard (1/day), integrated over the output grid from day 0.
 
-    ``h(t) = h_leuk(t) + h_neut(t) + h_aplasia(t) + h_trm(t)``, with
+    ``h(t) = h_leuk(t) + h_neut(t) + h_aplasia(t) + h_crs(t) + h_trm(t)``, with
 
-    * leukemia: ``h_leuk = leukemia_hazard_max_per_day * x^n / (1 + x^n)``,
+    * leukemia: ``h_leuk = leukemia_hazard_max_per_day * x^n / (1 + x^n)`` from
+      ``leukemia_onset_day`` on (0 before),
       ``x = f / leukemia_f50 + V / leukemia_em_v50_cm3`` (``f`` marrow blast
       fraction, ``V`` extramedullary volume in cm3, ``n = leukemia_hill``);
-    * neutropenic infection: ``neutropenia_hazard_per_day`` while ANC < the grade-4
-      threshold (``EndpointSettings.neutropenia_g4_per_ul``);
+    * neutropenic infection: ``neutropenia_hazard_per_day * min(1, d / neutropenia_ramp_days)``
+      while ANC < the grade-4 threshold (``EndpointSettings.neutropenia_g4_per_ul``),
+      ``d`` the days of grade-4 neutropenia so far (infection risk grows with the
+      duration of neutropenia: Bodey et al. 1966 Ann Intern Med 64:328);
+    * fatal CRS: ``crs_hazard_per_day`` while IL-6 is at or above the grade-4 surrogate
+      threshold (``EndpointSettings.crs_il6_thresholds_pg_ml[3]``);
     * infection during T-cell aplasia: ``aplasia_hazard_per_day`` while normal CD7+
       T cells are below ``EndpointSettings.aplasia_cd7pos_per_ul``;
     * transplant-related mortality after ``hsct_day`` (when the Dataset has it):
@@ -74,6 +79,16 @@ class DeathModel:
         Tan 2023 cohort reaches the reported 24-month PFS 36.8% and OS 42.3% (infection
         deaths after CD7 CAR-T: Pan et al. 2021 J Clin Oncol 39:3340; Tan et al. 2023 J
         Hematol Oncol 16).
+    leukemia_onset_day : day, first day the leukemia hazard acts; assumption: 14, deaths
+        from leukemia need weeks of refractory or progressing disease (none of the CD7
+        CAR-T trials in science/targets.md reports a leukemic death in the first two
+        weeks), so early deaths come from CRS or infection, not from the baseline burden.
+    neutropenia_ramp_days : day, days of grade-4 neutropenia after which the infection
+        hazard is full; assumption: 7 (the risk of infection rises with the duration of
+        profound neutropenia: Bodey et al. 1966 Ann Intern Med 64:328).
+    crs_hazard_per_day : 1/day while IL-6 is in the grade-4 surrogate range; assumption:
+        0.2/day, so about a third of patients with several days of grade-4 CRS die of it
+        (Hay et al. 2017 Blood 130:2295: grade 4 3.8%, grade 5 3.8% of 133).
     trm_1y : -, one-year transplant-related mortality of a consolidative allo-HSCT;
         assumption: 0.15, mid-range of the 10-20% commonly reported for adult ALL.
     trm_tau_days : day, decay time of the transplant hazard; assumption: 100 days,
@@ -86,13 +101,19 @@ class DeathModel:
     leukemia_em_v50_cm3: float = 250.0
     neutropenia_hazard_per_day: float = 0.001
     aplasia_hazard_per_day: float = 6e-4
+    leukemia_onset_day: float = 14.0
+    neutropenia_ramp_days: float = 7.0
+    crs_hazard_per_day: float = 0.2
     trm_1y: float = 0.15
     trm_tau_days: float = 100.0
 
     def __post_init__(self) -> None:
         for name in ("leukemia_hazard_max_per_day", "neutropenia_hazard_per_day",
-                     "aplasia_hazard_per_day"):
+                     "aplasia_hazard_per_day", "crs_hazard_per_day"):
             _range(f"endpoints.death.{name}", getattr(self, name), 0.0, 10.0)
+        _range("endpoints.death.leukemia_onset_day", self.leukemia_onset_day, 0.0, None)
+        _range("endpoints.death.neutropenia_ramp_days", self.neutropenia_ramp_days, 0.0,
+               None)
         _range("endpoints.death.leukemia_f50", self.leukemia_f50, 0.0, 1.0, lo_open=True)
         _range("endpoints.death.leukemia_hill", self.leukemia_hill, 0.0, 20.0, lo_open=True)
         _range("endpoints.death.leukemia_em_v50_cm3", self.leukemia_em_v50_cm3, 0.0, None,

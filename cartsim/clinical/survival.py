@@ -1,7 +1,9 @@
 """Deaths drawn from a per-patient hazard, and the time-to-event endpoints (PFS, OS, DOR).
 
 Death model (parameters in :class:`~cartsim.clinical.settings.DeathModel`): the
-hazard ``h(t)`` (1/day) is evaluated on the output grid from day 0 and
+hazard ``h(t)`` (1/day), a sum of cause-specific hazards (leukemia, infection during
+neutropenia or CD7+ T-cell aplasia, fatal CRS, transplant), is evaluated on the output
+grid from day 0 and
 integrated by the trapezoid rule to the cumulative hazard ``H(t)`` (the
 transplant term in closed form; ``H`` linear between output times). Patient
 ``i`` dies at the first time ``H_i(t) > E_i`` with ``E_i = -ln(1 - U_i)``,
@@ -14,7 +16,9 @@ on threads or on how a cohort is split into batches.
 
 Cause of death (the clinical convention): leukemia when the patient dies with
 active disease (never in remission within the response window, or after a
-relapse or progression); otherwise non-relapse mortality.
+relapse or progression); otherwise non-relapse mortality. The mechanism
+(``death_mechanism``) is the cause-specific hazard that was largest at the death
+time: leukemia, infection, CRS or transplant.
 
 Time-to-event endpoints (days since infusion, censored at the end of follow-up):
 PFS event = relapse, progression or death; OS event = death; DOR (responders)
@@ -30,6 +34,7 @@ from cartsim.clinical._common import Var, category_var, cumulative_integral, day
 from cartsim.clinical.settings import DeathModel, EndpointSettings
 
 DEATH_CAUSE = {0: "alive", 1: "leukemia", 2: "non_relapse_mortality"}
+DEATH_MECHANISM = {0: "alive", 1: "leukemia", 2: "infection", 3: "crs", 4: "transplant"}
 
 
 def trm_initial_hazard(d: DeathModel) -> float:
@@ -37,30 +42,76 @@ def trm_initial_hazard(d: DeathModel) -> float:
     return -np.log1p(-d.trm_1y) / (d.trm_tau_days * -np.expm1(-365.0 / d.trm_tau_days))
 
 
-def cumulative_hazard(t: np.ndarray, x: dict[str, np.ndarray], hsct_day: np.ndarray | None,
-                      s: EndpointSettings) -> np.ndarray:
-    """Cumulative death hazard ``H(t) = int_{t[0]}^t h`` (-), shape (patient, T).
+def hazards(t: np.ndarray, x: dict[str, np.ndarray], s: EndpointSettings) -> dict:
+    """Trajectory-driven cause-specific hazards (1/day), each of shape (patient, T).
 
-    ``x`` holds ``marrow_blast_pct``, ``em_volume_cm3``, ``anc_per_ul`` and
-    ``t_cd7pos_per_ul`` on the times ``t``; ``hsct_day`` (patient,) is the transplant
-    day or NaN (None: no transplant information). The trajectory-driven hazards
-    are integrated by the trapezoid rule; the transplant hazard, whose start is
-    known exactly, in closed form: ``h0 tau (1 - exp(-(t - hsct_day)/tau))``.
+    ``x`` holds ``marrow_blast_pct``, ``em_volume_cm3``, ``anc_per_ul``,
+    ``t_cd7pos_per_ul`` and ``il6`` on the times ``t`` (days from 0). Keys:
+    ``leukemia``, ``infection`` (neutropenia, ramped by its duration, plus aplasia), ``crs``.
     """
     d = s.death
     burden = (x["marrow_blast_pct"] / 100.0 / d.leukemia_f50
               + x["em_volume_cm3"] / d.leukemia_em_v50_cm3)
     bn = np.maximum(burden, 0.0) ** d.leukemia_hill
-    h = d.leukemia_hazard_max_per_day * bn / (1.0 + bn)
-    h = h + d.neutropenia_hazard_per_day * (x["anc_per_ul"] < s.neutropenia_g4_per_ul)
-    h = h + d.aplasia_hazard_per_day * (x["t_cd7pos_per_ul"] < s.aplasia_cd7pos_per_ul)
-    H = cumulative_integral(t, h)
+    leuk = d.leukemia_hazard_max_per_day * bn / (1.0 + bn) * (t >= d.leukemia_onset_day)
+    neut = x["anc_per_ul"] < s.neutropenia_g4_per_ul
+    if d.neutropenia_ramp_days > 0.0:
+        ramp = np.minimum(cumulative_integral(t, neut.astype(float)) / d.neutropenia_ramp_days,
+                          1.0)
+    else:
+        ramp = 1.0
+    infection = (d.neutropenia_hazard_per_day * neut * ramp
+                 + d.aplasia_hazard_per_day * (x["t_cd7pos_per_ul"] < s.aplasia_cd7pos_per_ul))
+    crs = d.crs_hazard_per_day * (x["il6"] >= s.crs_il6_thresholds_pg_ml[3])
+    return {"leukemia": leuk, "infection": infection, "crs": crs}
+
+
+def _trm_since(t: np.ndarray, hsct_day) -> np.ndarray:
+    """Days since the transplant (0 before it or without one), shape (patient, T)."""
+    hsct = np.asarray(hsct_day, dtype=float)[:, None]
+    return np.maximum(t[None, :] - np.fmax(hsct, t[0]), 0.0)  # NaN (no HSCT) -> t[0]
+
+
+def cumulative_hazard(t: np.ndarray, x: dict[str, np.ndarray], hsct_day: np.ndarray | None,
+                      s: EndpointSettings, h: dict | None = None) -> np.ndarray:
+    """Cumulative death hazard ``H(t) = int_{t[0]}^t h`` (-), shape (patient, T).
+
+    ``x`` holds the trajectories :func:`hazards` reads on the times ``t``
+    (or pass its result as ``h``); ``hsct_day`` (patient,) is the transplant
+    day or NaN (None: no transplant information). The trajectory-driven hazards
+    are integrated by the trapezoid rule; the transplant hazard, whose start is
+    known exactly, in closed form: ``h0 tau (1 - exp(-(t - hsct_day)/tau))``.
+    """
+    d = s.death
+    h = hazards(t, x, s) if h is None else h
+    H = cumulative_integral(t, h["leukemia"] + h["infection"] + h["crs"])
     if hsct_day is not None and d.trm_1y > 0.0:
         hsct = np.asarray(hsct_day, dtype=float)[:, None]
-        since = np.maximum(t[None, :] - np.fmax(hsct, t[0]), 0.0)  # NaN (no HSCT) -> t[0]
+        since = _trm_since(t, hsct_day)
         trm = trm_initial_hazard(d) * d.trm_tau_days * -np.expm1(-since / d.trm_tau_days)
         H = H + np.where(np.isfinite(hsct), trm, 0.0)
     return H
+
+
+def death_mechanism(t: np.ndarray, h: dict, hsct_day, death: np.ndarray,
+                    s: EndpointSettings) -> Var:
+    """Which cause-specific hazard was largest at each patient's death (0: alive)."""
+    died = np.isfinite(death)
+    # the output interval holding the death: H rises there by the trapezoid of each hazard
+    k = np.clip(np.searchsorted(t, np.where(died, death, t[0])), 1, t.size - 1)
+    rows = np.arange(death.size)
+    comps = [h[c][rows, k - 1] + h[c][rows, k] for c in ("leukemia", "infection", "crs")]
+    comps.append(np.zeros(death.size))
+    if hsct_day is not None and s.death.trm_1y > 0.0:
+        hs = np.asarray(hsct_day, dtype=float)
+        since = np.where(died, death, t[0]) - hs
+        comps[3] = np.where(np.isfinite(hs) & (since >= 0.0), 2.0 * trm_initial_hazard(s.death)
+                            * np.exp(-np.maximum(since, 0.0) / s.death.trm_tau_days), 0.0)
+    which = np.argmax(np.stack(comps), axis=0) + 1
+    return category_var(np.where(died, which, 0),
+                        "mechanism of death: the cause-specific hazard largest at the death "
+                        "time (leukemia, infection in neutropenia/aplasia, CRS, transplant)",
+                        DEATH_MECHANISM)
 
 
 def exponential_thresholds(seed: int, patient_index) -> np.ndarray:

@@ -63,6 +63,8 @@ _CONT = {
     "myeloid_precursor": ("1", "myeloid precursors relative to baseline", 1e-9),
     "myeloid_blood": ("1", "blood neutrophils relative to baseline", 1e-9),
     "flu_auc": ("mg h/L", "cumulative F-ara-A plasma AUC", 1e-8),
+    "car_divisions": ("1", "cumulative proliferation of the CAR-T lineage (e-folds)", 1e-6),
+    "allo_priming": ("1", "host alloimmune priming against an allogeneic product (0-1)", 1e-8),
 }
 
 
@@ -132,6 +134,7 @@ class Cd7Model(Model):
         p[K.D_CYCL] = 24.0 * pk["cy_cl"] * bsa_f
         p[K.D_RESID] = prod.residual_cd7
         p[K.D_DONOR] = 1.0 if prod.donor_derived else 0.0
+        p[K.D_ALLO] = 1.0 if prod.allogeneic else 0.0
         p[K.D_DENS] = dis.cd7_density
         p[K.D_EMACC] = dis.em_access
         p[K.D_RB] = dis.blast_growth_per_day

@@ -18,7 +18,7 @@ from cartsim.models.cd7_kernel import _sat
 def jac(t, y, p, J):
     r"""Analytic Jacobian of the ``cd7`` right-hand side in solver coordinates.
 
-    Fills the full ``N_STATE x N_STATE`` (23 x 23) matrix
+    Fills the full ``N_STATE x N_STATE`` (25 x 25) matrix
 
     .. math:: J_{ij} = \frac{\partial \dot y_i}{\partial y_j}
 
@@ -76,7 +76,7 @@ def jac(t, y, p, J):
     em_on = p[K.D_EMPRES]
     em_acc = p[K.D_EMACC] * em_on
     wr = p[K.P_W_SELF] * p[K.D_RESID]
-    ag = dens * (B7 + em_acc * L) + T7 + wr * (E + M + X)
+    ag = dens * (B7 + em_acc * L) + T7
     k_ag = p[K.P_K_AG]
     s_ag = _sat(ag, k_ag)
     s_ag_p = k_ag / ((k_ag + ag) * (k_ag + ag))  # dS_ag/dag
@@ -123,7 +123,15 @@ def jac(t, y, p, J):
         dboost = 0.0
     car = E + M + X
     niche = 1.0 / (1.0 + car / p[K.P_CAR_NICHE])  # T-cell niche factor g
-    rho_c = p[K.P_RHO_MAX] * fit * niche  # rho = rho_c * s_ag * boost * omi
+    G = y[K.S_G]
+    if G > 0.0:
+        gr = (G / p[K.P_G_CAP]) ** p[K.P_G_HILL]
+        cap = 1.0 / (1.0 + gr)
+        dcap = -p[K.P_G_HILL] * gr / G * cap * cap  # d(capacity)/dG
+    else:
+        cap = 1.0
+        dcap = 0.0
+    rho_c = p[K.P_RHO_MAX] * fit * niche * cap  # rho = rho_c * s_ag * boost * omi
     rho_s = rho_c * boost * omi  # drho/ds_ag
     rb = p[K.D_RB]
     rl = rb * p[K.P_EM_GROWTH] * em_on
@@ -136,7 +144,13 @@ def jac(t, y, p, J):
     k_ex = p[K.P_K_EX]
     to_mem = p[K.P_K_EM0] + k_em * (1.0 - s_ag)
     reac = k_me * s_ag
-    to_exh = k_ex * s_ag
+    to_exh = k_ex * (s_ag + wr)
+    ap = y[K.S_AP]
+    u_h = (T7 + T0) / p[K.D_LYMPH0]
+    u50 = p[K.P_REJ_HALF]
+    krej0 = p[K.P_K_REJ] * p[K.D_ALLO]
+    rej_ap = krej0 * u_h / (u50 + u_h)  # rejection = ap * rej_ap
+    krej = krej0 * ap * u50 / ((u50 + u_h) * (u50 + u_h)) / p[K.D_LYMPH0]  # d(rej)/d(T7+T0)
     m_e = M / E
     e_m = E / M
     e_x = E / X
@@ -180,21 +194,20 @@ def jac(t, y, p, J):
     ec_t = p[K.P_EC_TNFA]
     ec_d = p[K.P_EC_DAMP]
     ec_6 = p[K.P_EC_IL6]
-    w_d = p[K.P_W_DAMP]
     w_6 = p[K.P_W_IL6]
     k10i = p[K.P_K_IL10_INH]
-    stim0 = _sat(g_ex, ec_g) + _sat(t_ex, ec_t) + w_d * _sat(dflux, ec_d)
+    stim0 = _sat(g_ex, ec_g) + _sat(t_ex, ec_t) + dflux / ec_d
     mult = 1.0 + w_6 * _sat(il6s, ec_6)
     inh = 1.0 / (1.0 + il10 / k10i)
     ka = p[K.P_K_A]
     ka_mi = ka * mult * inh
-    c_a_dflux = ka_mi * w_d * ec_d / ((ec_d + dflux) * (ec_d + dflux))  # dA'/d(dflux)
+    c_a_dflux = ka_mi / ec_d  # dA'/d(dflux)
     c_a_il6s = ka * stim0 * inh * w_6 * ec_6 / ((ec_6 + il6s) * (ec_6 + il6s))  # dA'/d(il6s)
 
     # --- columns of the cell species ----------------------------------------------------------
     # d(quantity)/dx_j per cell species j (S_E .. S_T0); in log coordinates
     # d(quantity)/dy_j = coefficient * x_j
-    ag_c = (wr, wr, wr, dens, 0.0, dens * em_acc, 1.0, 0.0)  # antigen ag
+    ag_c = (0.0, 0.0, 0.0, dens, 0.0, dens * em_acc, 1.0, 0.0)  # antigen ag
     ek_c = (1.0, 0.0, sig_x, 0.0, 0.0, 0.0, 0.0, 0.0)  # effector load ek
     tg_c = (0.0, 0.0, 0.0, phi, 0.0, phi * em_acc, 1.0, 0.0)  # targets
     ly_c = (1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0)  # lymphocytes
@@ -206,7 +219,9 @@ def jac(t, y, p, J):
         ds = s_ag_p * ag_c[j] * xj
         dtg = tg_c[j] * xj
         dk = omi * (dk0_dek * ek_c[j] * xj + dk0_dtg * dtg)
-        J[K.S_E, j] = (rho_s + cs_e) * ds + c_dk * dk + d_niche * ly_car[j] * xj
+        drho = rho_s * ds + d_niche * ly_car[j] * xj
+        J[K.S_G, j] = drho
+        J[K.S_E, j] = drho + cs_e * ds + c_dk * dk
         J[K.S_M, j] = cs_m * ds + c_dk * dk
         J[K.S_X, j] = cs_x * ds + c_dk * dk
         J[K.S_B7, j] = -phi * dk
@@ -218,6 +233,25 @@ def jac(t, y, p, J):
         J[K.S_TNFA, j] = s_t * omi * dae
         J[K.S_IL10, j] = s_10e * dae
         J[K.S_A, j] = c_a_dflux * 1e-9 * (dk * targets + kappa * dtg)
+
+    # rejection of an allogeneic product by host T cells (T7, T0)
+    for i in (K.S_E, K.S_M, K.S_X):
+        J[i, K.S_T7] -= krej * T7
+        J[i, K.S_T0] -= krej * T0
+    for i in (K.S_E, K.S_M, K.S_X):
+        J[i, K.S_AP] = -rej_ap
+    # alloimmune priming: dP/dt = kp (1 - P) car / (C + car)
+    kp = p[K.P_K_PRIME] * p[K.D_ALLO]
+    cp = K.CAR_PRESENT
+    J[K.S_AP, K.S_AP] = -kp * car / (cp + car)
+    dprime = kp * (1.0 - ap) * cp / ((cp + car) * (cp + car))
+    J[K.S_AP, K.S_E] = dprime * E
+    J[K.S_AP, K.S_M] = dprime * M
+    J[K.S_AP, K.S_X] = dprime * X
+    # proliferative capacity G
+    drho_g = p[K.P_RHO_MAX] * fit * niche * dcap * s_ag * boost * omi
+    J[K.S_E, K.S_G] = drho_g
+    J[K.S_G, K.S_G] = drho_g
 
     # per-capita ratio terms (d(x_k/x_i)/dy = x_k/x_i (e_k - e_i)) and crowding
     J[K.S_E, K.S_E] -= reac * m_e
@@ -244,6 +278,7 @@ def jac(t, y, p, J):
     # --- homeostatic cytokine H ---------------------------------------------------------------
     r_t = p[K.P_R_T]
     J[K.S_E, K.S_H] = rho_c * s_ag * omi * dboost
+    J[K.S_G, K.S_H] = rho_c * s_ag * omi * dboost
     J[K.S_T7, K.S_H] = r_t
     J[K.S_T0, K.S_H] = r_t
     J[K.S_H, K.S_H] = -kh * (eps + (1.0 - eps) * lymph / lymph0)
@@ -251,6 +286,7 @@ def jac(t, y, p, J):
     # --- dexamethasone (steroid inhibition) ---------------------------------------------------
     dk = -kappa0 * di_ster
     J[K.S_E, K.S_DEX] = -rho_c * s_ag * boost * di_ster + c_dk * dk
+    J[K.S_G, K.S_DEX] = -rho_c * s_ag * boost * di_ster
     J[K.S_M, K.S_DEX] = c_dk * dk
     J[K.S_X, K.S_DEX] = c_dk * dk
     J[K.S_B7, K.S_DEX] = -phi * dk

@@ -39,10 +39,12 @@ CD7_PARAMETERS = ParameterSet(
           f"(observed 62,390 on day 12); order of {SINGH} Kexp_max 0.0906/h = 2.2/day; "
           f"{CALREF}",
           "maximal antigen-driven proliferation rate of effector CAR-T cells"),
-        P("car_niche", 5e11, "cells", 1e9, 1e14,
-          "assumption: expansion slows as CAR-T cells fill the T-cell niche (whole-body "
-          "lymphocytes ~5e11; Kimmel 2021 carrying capacities K_N 2.5e11, K_C 7e10 cells); "
-          "bounds expansion when residual CD7 keeps stimulating CAR-T cells",
+        P("car_niche", 5e12, "cells", 1e9, 1e14,
+          "assumption: expansion slows only when CAR-T cells exceed the whole-body "
+          "lymphocyte pool several-fold (whole-body lymphocytes ~5e11; Kimmel 2021 carrying "
+          "capacities K_N 2.5e11, K_C 7e10 cells); set high so that antigen and "
+          "proliferative capacity, not the niche, bound the peak (the 14 NCT05290155 "
+          "patients reached 326,483 copies/ug)",
           "CAR-T count halving the expansion rate (T-cell niche)"),
         P("k_ag", 3e9, "cells", 1e7, 1e13,
           f"{CAL}half-saturating antigen-positive target count, ~1-2% of baseline "
@@ -53,14 +55,43 @@ CD7_PARAMETERS = ParameterSet(
           "assumption: low-dose Cy/Flu raised IL-15, and high IL-15 went with higher CAR-T "
           "peaks (Kochenderfer 2017 JCO); modest boost per unit rise of IL-7/IL-15",
           "boost of CAR-T proliferation per unit rise of homeostatic cytokines"),
-        P("w_self", 0.1, "-", 0.0, 1.0,
-          "assumption: residual CD7 on CAR-T cells stimulates weakly (CD7 is largely "
-          "intracellular in edited/PEBL products; Gomes-Silva 2017 Blood 130:285)",
-          "stimulatory weight of residual CD7 on CAR-T cells relative to a CD7+ target"),
+        P("w_self", 1.0, "-", 0.0, 10.0,
+          "assumption: CD7 left on CAR-T cells engages neighbouring CAR-T cells (tonic "
+          "signalling), which drives exhaustion and fratricide rather than net expansion "
+          "(Gomes-Silva 2017 Blood 130:285: unedited CD7 CAR-T cells expand poorly); "
+          "exhaustion from it is k_ex * w_self * residual_cd7",
+          "exhaustion drive of residual CD7 on CAR-T cells, per unit residual CD7"),
         P("donor_fitness", 1.15, "-", 0.5, 3.0,
           "assumption: healthy-donor T cells expand better than heavily pretreated "
           "autologous T cells (Pan 2021 JCO 39:3340 reports robust expansion)",
           "multiplier on proliferation for donor-derived products"),
+        P("expansion_capacity", 18.0, "e-folds", 2.0, 40.0,
+          f"{CAL}proliferative capacity of the infused lineage: cumulative proliferation "
+          f"(integral of the expansion rate) at which expansion halves; 12 e-folds of "
+          f"division give a net fold-expansion of order e^8 ~ 3,900 after deaths ({STEIN}: "
+          f"foldx 3,900 with log-IIV omega^2 2.4; replicative exhaustion); between-patient "
+          f"spread and the poor-expander class are in the population",
+          "proliferative capacity of the CAR-T lineage (e-folds of division)"),
+        P("capacity_hill", 4.0, "-", 1.0, 10.0,
+          "assumption: capacity is lost over a few e-folds around expansion_capacity "
+          "(a steep but smooth limit on divisions)",
+          "steepness of the loss of proliferative capacity"),
+        P("k_reject", 1.0, "1/day", 0.0, 50.0,
+          f"{CAL}HLA-mismatched off-the-shelf CAR-T cells are rejected by host T cells as "
+          "these recover after lymphodepletion: GC027 (Leukemia 2023;37:2176) peaked on days "
+          "5-10 and was undetectable by week 4 in 9/11 responders; applies only to products "
+          "with allogeneic=true",
+          "rejection rate of allogeneic CAR-T cells at the baseline host T-cell count"),
+        P("k_prime", 0.15, "1/day", 0.0, 10.0,
+          "assumption: a primary alloimmune T-cell response against HLA-mismatched cells "
+          "takes 1-2 weeks to build (t1/2 ~4.6 d), so allogeneic CAR-T cells expand freely in "
+          "the first week (GC027 peak on days 5-10, Leukemia 2023;37:2176)",
+          "priming rate of the host alloimmune response (allogeneic products only)"),
+        P("reject_t_half", 0.02, "-", 1e-4, 10.0,
+          "assumption: a few % of the baseline host T-cell pool (what remains after "
+          "lymphodepletion) already carries the primed alloreactive clones, so rejection "
+          "needs host T cells to be present, not fully recovered",
+          "host T cells (fraction of baseline) giving half-maximal rejection"),
         # --- differentiation and death ----------------------------------------------------
         P("k_em0", 0.005, "1/day", 0.0, 1.0,
           f"{CAL}basal memory formation sets the persistence plateau (FB ~ 0.8% of peak "
@@ -183,13 +214,12 @@ CD7_PARAMETERS = ParameterSet(
         P("ec_tnfa", 50.0, "pg/mL", 1.0, 1e5,
           "assumption: TNF-alpha activates macrophages at tens of pg/mL",
           "TNF-alpha for half-maximal macrophage activation"),
-        P("w_damp", 1.0, "-", 0.0, 10.0,
-          "assumption: DAMPs from killed cells weigh like IFN-gamma (Santurio et al. 2025 "
-          "PLoS Comput Biol: DAMP-driven macrophage IL-6)",
-          "weight of DAMP stimulation of macrophages"),
         P("ec_damp", 50.0, "1e9 cells/day", 1e-3, 1e5,
-          "assumption: killing of ~5e10 cells/day gives half-maximal DAMP stimulation",
-          "target kill flux for half-maximal DAMP stimulation"),
+          f"{CAL}killing of ~5e10 cells/day stimulates macrophages as much as a saturating "
+          "IFN-gamma level; unsaturated, so CRS grows with the speed of tumour clearance "
+          "(DAMPs and CAR-T/macrophage contact at the killing site: Santurio et al. 2025 "
+          "PLoS Comput Biol; severe CRS with high burden and dose: Hay 2017 Blood 130:2295)",
+          "target kill flux giving unit macrophage stimulation (DAMPs, contact)"),
         P("w_il6", 1.0, "-", 0.0, 10.0,
           "assumption: IL-6 trans-signalling amplifies macrophage activation (the CRS "
           "loop that tocilizumab breaks)",

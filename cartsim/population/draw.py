@@ -320,7 +320,7 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
         rejects (naming the ``population.covariates.<name>`` key and patient).
     """
     spec = dataclasses.replace(spec)  # re-validate: fields may have changed since it was built
-    (rng_cov, rng_em, rng_re, rng_clone), seed_attr = _streams(seed, 4)
+    (rng_cov, rng_em, rng_re, rng_clone, rng_pe), seed_attr = _streams(seed, 5)
     n = spec.n
     values, info, cov_redraws = _draw_covariates(rng_cov, spec)
     p = spec.em_probability
@@ -352,6 +352,7 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
     thetas, re_data, re_redraws = ({}, {}, 0)
     if spec.random_effects:
         thetas, re_data, re_redraws = _draw_random_effects(rng_re, spec, base)
+    poor = _poor_expanders(rng_pe, spec, base, thetas, re_data)
     try:
         scenarios = build_scenarios(base, n, values, thetas)
     except PatientRejected as exc:
@@ -374,4 +375,32 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
         raise ScenarioError(f"{PREFIX}.random_effects: parameter names {sorted(clash)} clash "
                             "with covariate table variables")
     table = table.assign(re_data)
+    if poor is not None:
+        table["poor_expander"] = ("patient", poor, {
+            "units": "1", "long_name": "product in the poor-expander class (rho_max x "
+            f"{spec.poor_expander_factor:g}, probability {spec.poor_expander_probability:g})"})
     return Cohort(scenarios, table)
+
+
+def _poor_expanders(rng, spec: PopulationSpec, base: Scenario, thetas: dict, re_data: dict):
+    """Draw the poor-expander class and scale those patients' ``rho_max`` (in place).
+
+    Returns the per-patient class flags, or None when the population has no such class
+    (``poor_expander_probability`` null or 0, or a model without ``rho_max``).
+    """
+    from cartsim.models import get_model
+
+    q = spec.poor_expander_probability
+    ps = get_model(base.model.name).parameters
+    if not q or "rho_max" not in ps.index:
+        return None
+    poor = rng.random(spec.n) < q
+    p = ps["rho_max"]
+    rho = thetas.get("rho_max", np.full(spec.n, float(base.model.params.get("rho_max", p.value))))
+    thetas["rho_max"] = np.where(poor, np.clip(rho * spec.poor_expander_factor, p.lower, p.upper),
+                                 rho)
+    if "rho_max" in re_data:
+        dims, _, attrs = re_data["rho_max"]
+        re_data["rho_max"] = (dims, thetas["rho_max"], {
+            **attrs, "long_name": attrs["long_name"] + " (poor expanders scaled)"})
+    return poor

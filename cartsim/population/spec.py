@@ -63,6 +63,8 @@ COVARIATE_FIELDS: dict[str, CovariateField] = {
                                     "extramedullary mass volume"),
     "car_dose_per_kg": CovariateField("regimen.car_dose_per_kg", "cells/kg",
                                       "CAR+ cells infused per kg body weight"),
+    "vcn": CovariateField("product.vcn", "copies/cell",
+                          "CAR vector copies per CAR+ cell of the patient's product lot"),
 }
 """Covariate short name -> (dotted Scenario field, canonical unit, long name)."""
 
@@ -216,6 +218,7 @@ def _default_covariates() -> dict[str, Covariate]:
         "anc_per_ul": Covariate("lognormal", 1200.0, 0.7, 100.0, 20000.0),
         "cd7_density": Covariate("lognormal", 1.0, 0.3, 0.2, 3.0),
         "em_volume_cm3": Covariate("lognormal", 20.0, 1.0, 1.0, 1000.0),
+        "vcn": Covariate("lognormal", 1.5, 0.5, 0.3, 5.0),
     }
 
 
@@ -243,6 +246,10 @@ class PopulationSpec:
         CD7-negative clone (-, [0, 1]); a patient without gets
         ``cd7neg_blast_fraction = 0``, one with it the drawn (or base) fraction.
         null: every patient keeps the drawn or base fraction.
+    poor_expander_probability : probability that a patient's product belongs to the
+        poor-expander class (-, [0, 1]; null: none), whose individual ``rho_max`` is
+        multiplied by ``poor_expander_factor`` (-, (0, 1]); after the two-class mixture of
+        Mueller-Schoell et al. 2021 (axi-cel: 19.7% low expanders, expansion ~12x lower).
     random_effects : model parameter name -> omega, the SD of
         ``eta = ln(theta_i / theta_typical)`` (-, >= 0). The typical value is
         the base scenario's ``model.params`` entry, else the parameter default;
@@ -256,6 +263,8 @@ class PopulationSpec:
         default_factory=lambda: [["weight_kg", "height_cm", 0.6]])
     em_probability: float | None = 0.2
     cd7neg_clone_probability: float | None = 0.2
+    poor_expander_probability: float | None = 0.1
+    poor_expander_factor: float = 0.3
     random_effects: dict[str, float] = field(default_factory=_default_random_effects)
     random_effect_correlation: list[list[Any]] = field(default_factory=list)
 
@@ -287,6 +296,13 @@ class PopulationSpec:
         q = self.cd7neg_clone_probability
         if q is not None and not (_is_number(q) and 0.0 <= q <= 1.0):
             raise _fail(f"{PREFIX}.cd7neg_clone_probability", q, "a probability in [0, 1] or null")
+        q = self.poor_expander_probability
+        if q is not None and not (_is_number(q) and 0.0 <= q <= 1.0):
+            raise _fail(f"{PREFIX}.poor_expander_probability", q,
+                        "a probability in [0, 1] or null")
+        f = self.poor_expander_factor
+        if not (_is_number(f) and 0.0 < f <= 1.0):
+            raise _fail(f"{PREFIX}.poor_expander_factor", f, "a factor in (0, 1]")
         for name, omega in self.random_effects.items():
             if not (_is_number(omega) and omega >= 0):
                 raise _fail(f"{PREFIX}.random_effects.{name}", omega,

@@ -16,7 +16,8 @@ built from a base scenario; fields without a column keep the base value.
 * ``lymphocytes``, ``anc`` -> patient.lymphocytes_per_ul, patient.anc_per_ul:
   cells/uL, /uL, cells/mm3, 10^9/L, G/L, 10^3/uL;
 * ``em_volume`` -> disease.em_volume_cm3: cm3, mL, cc;
-* ``car_dose`` -> regimen.car_dose_per_kg: cells/kg, 10^6 cells/kg, 10^6/kg.
+* ``car_dose`` -> regimen.car_dose_per_kg: cells/kg, 10^6 cells/kg, 10^6/kg;
+* ``vcn`` -> product.vcn (vector copies per CAR+ cell of the lot): copies/cell.
 
 The first unit of each is the canonical one. Unit spellings are matched
 ignoring case and spaces, ``µ``/``u`` and a leading ``x`` in ``x10^9/L``.
@@ -72,6 +73,7 @@ COLUMNS: dict[str, Column] = {
     "anc": Column("anc_per_ul", COUNT_UNITS),
     "em_volume": Column("em_volume_cm3", {"cm3": (1, 1), "mL": (1, 1), "cc": (1, 1)}),
     "car_dose": Column("car_dose_per_kg", DOSE_PER_KG_UNITS),
+    "vcn": Column("vcn", {"copies/cell": (1, 1)}),
 }
 """Column name -> covariate and accepted units."""
 REQUIRED = ("patient_id", "weight", "height", "marrow_blasts")

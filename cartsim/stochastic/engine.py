@@ -61,6 +61,8 @@ CONTINUOUS_SCALES = {
     "toci_conc": 0.01, "dex_amount": 0.01,  # mg/L, mg: far below effect levels
     "myeloid_precursor": 0.01, "myeloid_blood": 0.01,  # 1: 1% of baseline
     "flu_auc": math.inf,  # a running integral: not step-controlled
+    "car_divisions": 0.1,  # e-folds: ~1% of the proliferative capacity (expansion_capacity 12)
+    "allo_priming": 0.01,  # 1: 1% of full priming
 }
 """Absolute scales (state units) of the continuous states' relative-change step control.
 Assumption: each is small against the level at which the state acts on anything."""

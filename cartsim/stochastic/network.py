@@ -55,8 +55,9 @@ G_ORDER[[K.S_B7, K.S_B0, K.S_L]] = 2.0
 @nb.njit(cache=True, error_model="numpy")
 def _c_deriv(x, c, p, dc):
     drv = K.drivers(x[K.S_E], x[K.S_M], x[K.S_X], x[K.S_B7], x[K.S_L], x[K.S_T7], c, p)
-    lymph = x[K.S_T7] + x[K.S_T0] + x[K.S_E] + x[K.S_M] + x[K.S_X]
-    K.continuous_rhs(x[K.S_E], lymph, c, p, drv, dc)
+    car = x[K.S_E] + x[K.S_M] + x[K.S_X]
+    rho = K._growth_terms(car, c, p, drv[0], drv[3])[0]
+    K.continuous_rhs(x[K.S_E], car, rho, x[K.S_T7] + x[K.S_T0] + car, c, p, drv, dc)
 
 
 @nb.njit(cache=True, error_model="numpy")

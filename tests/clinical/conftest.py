@@ -20,7 +20,7 @@ QUIET = {"car_copies_per_ug": 0.0, "car_cells_per_ul": 0.0, "marrow_blast_pct": 
 
 NO_DEATH = EndpointSettings(death=DeathModel(
     leukemia_hazard_max_per_day=0.0, neutropenia_hazard_per_day=0.0,
-    aplasia_hazard_per_day=0.0, trm_1y=0.0))
+    aplasia_hazard_per_day=0.0, crs_hazard_per_day=0.0, trm_1y=0.0))
 """Default endpoint settings with every death hazard off (trajectory endpoints in isolation)."""
 
 

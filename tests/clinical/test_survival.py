@@ -9,7 +9,8 @@ from scipy import stats
 from cartsim.clinical import DeathModel, EndpointSettings, endpoints
 
 OFF = {"leukemia_hazard_max_per_day": 0.0, "neutropenia_hazard_per_day": 0.0,
-       "aplasia_hazard_per_day": 0.0, "trm_1y": 0.0}
+       "aplasia_hazard_per_day": 0.0, "crs_hazard_per_day": 0.0, "trm_1y": 0.0,
+       "leukemia_onset_day": 0.0, "neutropenia_ramp_days": 0.0}
 
 
 def settings(**death) -> EndpointSettings:
@@ -94,3 +95,57 @@ def test_default_death_model_spares_a_healthy_remission(make_ds):
     e = endpoints(make_ds(2000, marrow_blast_pct=0.0), EndpointSettings())
     assert not e.death.any()  # no burden, normal counts, no transplant: zero hazard
     assert dataclasses.asdict(EndpointSettings().death)["trm_1y"] > 0.0
+
+
+def test_leukemia_hazard_waits_for_its_onset_day(make_ds):
+    """No leukemic death before ``leukemia_onset_day``; after it the Hill hazard as usual."""
+    n = 10_000
+    s = settings(leukemia_hazard_max_per_day=0.05, leukemia_onset_day=14.0)
+    e = endpoints(make_ds(n, t=np.arange(-5.0, 61.0)), s, seed=5)
+    day = e.death_day.values
+    assert not (day < 13.0).any()  # the hazard is linear between output times (days 13-14)
+    h = 0.05 * 1.6**2 / (1 + 1.6**2)
+    assert_fraction(np.mean(day <= 60.0), 1 - np.exp(-h * 46.5), n)
+    assert (e.death_mechanism.values[np.isfinite(day)] == 1).all()
+
+
+def test_neutropenic_infection_hazard_grows_with_the_duration_of_neutropenia(make_ds):
+    """Constant grade-4 neutropenia from day 0: H(t) = h t^2 / (2 r) for t <= r, then
+    h (t - r/2) (closed form of the linear ramp over r days)."""
+    n, h, r = 20_000, 0.05, 7.0
+    t = np.arange(-5.0, 31.0, 0.25)
+    e = endpoints(make_ds(n, t=t, marrow_blast_pct=0.0, anc_per_ul=100.0),
+                  settings(neutropenia_hazard_per_day=h, neutropenia_ramp_days=r), seed=2)
+    day = e.death_day.values
+    for t_check in (3.0, 7.0, 20.0):
+        H = h * t_check**2 / (2 * r) if t_check <= r else h * (t_check - r / 2)
+        assert_fraction(np.mean(day <= t_check), 1 - np.exp(-H), n)
+    assert (e.death_mechanism.values[np.isfinite(day)] == 2).all()  # infection
+
+
+def test_fatal_crs_only_in_the_grade4_il6_range(make_ds):
+    """CRS deaths happen while IL-6 is at or above the grade-4 threshold, and only then."""
+    n = 4_000
+    t = np.arange(-5.0, 61.0, 0.5)
+    il6 = np.where((t >= 5.0) & (t < 8.0), 5000.0, 5.0)  # 3 days of grade-4 surrogate IL-6
+    e = endpoints(make_ds(n, t=t, marrow_blast_pct=0.0, il6=il6),
+                  settings(crs_hazard_per_day=0.2), seed=4)
+    day = e.death_day.values
+    dead = np.isfinite(day)
+    assert ((day[dead] >= 4.5) & (day[dead] <= 8.0)).all()
+    assert_fraction(dead.mean(), 1 - np.exp(-0.2 * 3.0), n)
+    assert (e.death_mechanism.values[dead] == 3).all()
+    assert (e.death_mechanism.values[~dead] == 0).all()
+
+
+def test_cmax_is_not_cut_short_by_a_death_draw(make_ds):
+    """A patient dying on day ~2 keeps the Cmax/Tmax its trajectory reached (day 12)."""
+    t = np.arange(-5.0, 61.0)
+    car = np.where(t >= 0, 50.0 * np.exp(0.5 * np.minimum(t, 12.0)), 0.0)
+    e = endpoints(make_ds(1, t=t, car_copies_per_ug=car, anc_per_ul=100.0),
+                  settings(neutropenia_hazard_per_day=10.0), seed=0)
+    p = e.isel(patient=0)
+    assert float(p.death_day) < 5.0
+    assert float(p.tmax_qpcr) == 12.0
+    assert float(p.cmax_qpcr) == pytest.approx(50.0 * np.exp(6.0))
+    assert float(p.persistence_qpcr) <= float(p.death_day)  # persistence stops at death

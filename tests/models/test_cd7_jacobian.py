@@ -97,6 +97,8 @@ SCENARIOS = {
         disease=cartsim.Disease(em_volume_cm3=5.0, cd7_density=0.4, em_access=0.8),
         product=cartsim.Product(residual_cd7=0.0, donor_derived=True)),
     "default": cartsim.Scenario(),
+    "allogeneic": cartsim.Scenario(
+        product=cartsim.Product(residual_cd7=0.02, donor_derived=True, allogeneic=True)),
 }
 
 

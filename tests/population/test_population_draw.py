@@ -136,7 +136,8 @@ def test_random_effects_lognormal_correlated_with_base_typical_values():
     base = Scenario(model=ModelConfig(params={"rho_max": 1.5}))
     spec = PopulationSpec(n=N, covariates={}, covariate_correlation=[], em_probability=None,
                           random_effects={"rho_max": 0.2, "delta_e": 0.3},
-                          random_effect_correlation=[["delta_e", "rho_max", -0.5]])
+                          random_effect_correlation=[["delta_e", "rho_max", -0.5]],
+                          poor_expander_probability=None)
     c = draw_cohort(base, spec, seed=5)
     t = c.table
     ps = get_model("cd7").parameters
@@ -257,3 +258,27 @@ def test_bounds_that_reject_most_draws_are_an_error(monkeypatch):
     assert (t.eta_k_switch <= 0).all()
     redraws = t.attrs["n_redraws_random_effects"]
     assert abs(redraws - 2000) < 5 * math.sqrt(2 * 2000)  # geometric: mean n, var 2n
+
+
+def test_poor_expander_class_scales_rho_max_in_the_drawn_share():
+    """The two-class mixture: a share q of patients has rho_max x factor, the rest the
+    log-normal draw; the class does not move the other random effects or covariates."""
+    base = Scenario(model=ModelConfig(params={"rho_max": 1.5}))
+    kw = dict(n=N, covariates={}, covariate_correlation=[], em_probability=None,
+              random_effects={"rho_max": 0.2, "delta_e": 0.3})
+    mixed = draw_cohort(base, PopulationSpec(**kw, poor_expander_probability=0.25,
+                                             poor_expander_factor=0.4), seed=5).table
+    plain = draw_cohort(base, PopulationSpec(**kw, poor_expander_probability=None), seed=5).table
+    poor = mixed["poor_expander"].values.astype(bool)
+    assert abs(poor.mean() - 0.25) < 5 * math.sqrt(0.25 * 0.75 / N)
+    expect = 1.5 * np.exp(mixed["eta_rho_max"].values) * np.where(poor, 0.4, 1.0)
+    np.testing.assert_allclose(mixed["rho_max"].values, expect, rtol=1e-12)
+    np.testing.assert_array_equal(mixed["eta_delta_e"].values, plain["eta_delta_e"].values)
+    assert "poor_expander" not in plain
+
+
+def test_poor_expander_probability_out_of_range_is_a_named_error():
+    with pytest.raises(ScenarioError, match="population.poor_expander_probability=1.5"):
+        PopulationSpec(poor_expander_probability=1.5)
+    with pytest.raises(ScenarioError, match="population.poor_expander_factor=0"):
+        PopulationSpec(poor_expander_factor=0.0)
