@@ -196,12 +196,14 @@ def jac(t, y, p, J):
     ec_6 = p[K.P_EC_IL6]
     w_6 = p[K.P_W_IL6]
     k10i = p[K.P_K_IL10_INH]
-    stim0 = _sat(g_ex, ec_g) + _sat(t_ex, ec_t) + dflux / ec_d
+    s_cyt = g_ex / ec_g + t_ex / ec_t  # cytokine signal
+    s_kill = 1.0 + dflux / ec_d  # contact/debris amplification
+    stim0 = s_cyt * s_kill
     mult = 1.0 + w_6 * _sat(il6s, ec_6)
     inh = 1.0 / (1.0 + il10 / k10i)
     ka = p[K.P_K_A]
     ka_mi = ka * mult * inh
-    c_a_dflux = ka_mi / ec_d  # dA'/d(dflux)
+    c_a_dflux = ka_mi * s_cyt / ec_d  # dA'/d(dflux)
     c_a_il6s = ka * stim0 * inh * w_6 * ec_6 / ((ec_6 + il6s) * (ec_6 + il6s))  # dA'/d(il6s)
 
     # --- columns of the cell species ----------------------------------------------------------
@@ -352,8 +354,8 @@ def jac(t, y, p, J):
     f_rec = p[K.P_F_REC]
     J[K.S_IFNG, K.S_IFNG] = -p[K.P_K_IFNG]
     J[K.S_TNFA, K.S_TNFA] = -p[K.P_K_TNFA]
-    J[K.S_A, K.S_IFNG] = ka_mi * dg_ex * ec_g / ((ec_g + g_ex) * (ec_g + g_ex))
-    J[K.S_A, K.S_TNFA] = ka_mi * dt_ex * ec_t / ((ec_t + t_ex) * (ec_t + t_ex))
+    J[K.S_A, K.S_IFNG] = ka_mi * s_kill * dg_ex / ec_g
+    J[K.S_A, K.S_TNFA] = ka_mi * s_kill * dt_ex / ec_t
     J[K.S_A, K.S_IL6] = c_a_il6s * (1.0 - occ) * di6_ex
     J[K.S_A, K.S_TOCI] = -c_a_il6s * docc * i6_ex
     J[K.S_A, K.S_IL10] = -ka * stim0 * mult * inh * inh / k10i

@@ -54,8 +54,8 @@ Continuous states (days, mg, mg/L, pg/mL):
     \quad \Lambda = T_7 + T_0 + E + M + X \\
     \dot \gamma &= k_\gamma(\gamma_0 - \gamma) + s_\gamma a_E (1 - I_{ster}), \quad
     \dot \tau = k_\tau(\tau_0 - \tau) + s_\tau a_E (1 - I_{ster}), \quad a_E = S_{ag} E / 10^9 \\
-    \dot A &= k_A (\Sigma - A), \quad \Sigma = \frac{\left(\frac{\gamma}{\gamma + EC_\gamma}
-        + \frac{\tau}{\tau + EC_\tau} + \frac{D}{EC_D}\right)
+    \dot A &= k_A (\Sigma - A), \quad \Sigma = \frac{\left(\frac{\gamma}{EC_\gamma}
+        + \frac{\tau}{EC_\tau}\right)\left(1 + \frac{D}{EC_D}\right)
         \left(1 + w_6 \frac{IL6_s}{IL6_s + EC_6}\right)}{1 + IL10/K_{10}} \\
     \dot{IL6} &= k_6 (IL6_0 - (1 - f_{rec}\, o) IL6) + s_6 A (1 - I_{ster}), \quad
     o = C_{toci}/(C_{toci} + K_{toci}), \quad IL6_s = (1 - o) IL6 \\
@@ -69,11 +69,15 @@ Continuous states (days, mg, mg/L, pg/mL):
     E_{my} = 1 - (1 - \tfrac{E^c C_c}{EC^{c}_{my} + C_c})(1 - \tfrac{E^f C_f}{EC^{f}_{my} + C_f})
 
 where :math:`D` is the rate at which targets are killed (1e9 cells/day, DAMP release and
-CAR-T/macrophage contact at the killing site). It enters unsaturated: the macrophages
-recruited grow with the amount of debris (Santurio et al. 2025 PLoS Comput Biol), so
-CRS severity rises with the speed of tumour clearance, i.e. with dose and burden
-(Hay 2017 Blood 130:2295), where the saturating IFN-gamma/TNF-alpha terms alone
-capped IL-6 near grade 3.
+CAR-T/macrophage contact at the killing site); :math:`\gamma, \tau` are the excesses of
+IFN-gamma and TNF-alpha over baseline. Macrophages need two signals: cytokines from
+antigen-engaged CAR-T cells, amplified by contact and debris at the killing site
+(CD40L contact and GM-CSF/IFN-gamma: Giavridis et al. 2018 Nat Med 24:731; DAMPs:
+Santurio et al. 2025 PLoS Comput Biol). The product of the two grows roughly with the
+square of the engaged CAR-T mass, so CRS severity rises steeply with the CAR-T peak and
+the tumour burden, hence with dose (Hay 2017 Blood 130:2295; GC027 at 1e7/kg: CRS
+grade >= 3 in 5/5). Saturating, additive stimuli had capped IL-6 near grade 3 and made
+it independent of dose.
 
 Why these terms (issue 13 of the project):
 
@@ -377,8 +381,7 @@ def continuous_rhs(E, car, rho, lymph, c, p, drv, dc):
     g_ex = max(ifng - p[P_IFNG0], 0.0)
     t_ex = max(tnfa - p[P_TNFA0], 0.0)
     il6s = (1.0 - occ) * max(il6 - p[P_IL60], 0.0)
-    stim = (_sat(g_ex, p[P_EC_IFNG]) + _sat(t_ex, p[P_EC_TNFA])
-            + dflux / p[P_EC_DAMP])
+    stim = (g_ex / p[P_EC_IFNG] + t_ex / p[P_EC_TNFA]) * (1.0 + dflux / p[P_EC_DAMP])
     stim *= (1.0 + p[P_W_IL6] * _sat(il6s, p[P_EC_IL6])) / (1.0 + il10 / p[P_K_IL10_INH])
     A = c[S_A - o]
     dc[S_A - o] = p[P_K_A] * (stim - A)

@@ -18,6 +18,12 @@ The observed level C = E + M has the closed form (no interventions)::
     C(t) = (Cmax / foldx) exp(rho s)                                   0 <= s < Tmax
     C(t) = (1 - FB) Cmax exp(-alpha (s - Tmax)) + FB Cmax exp(-beta (s - Tmax))   s >= Tmax
 
+Units: the model is stated directly in the units of the assay that measures the level
+(Stein 2019 fitted qPCR copies/ug). Fitted to other data, ``C``, ``E``, ``M`` and ``Cmax``
+take the unit of the fitted analyte (:data:`LEVEL_ANALYTES`: flow CAR-T cells/uL or
+% of T cells); the other parameters are rates, times and ratios and keep theirs. A
+simulation (no data) reports copies/ug, the unit of the published parameter set.
+
 Implementation: the infusion is an ADD_STATE event at ``regimen.car_days[0]``;
 the switch to the contraction phase is a SET_PARAM event of the phase-flag slot
 at t_inf + Tmax, so the kernel right-hand side (``stein2019_kernel``) is
@@ -49,6 +55,15 @@ from cartsim.parameters.stein2019 import STEIN2019
 from cartsim.solvers.api import ADD_STATE, SET_PARAM, EventTable, RuleTable
 
 
+LEVEL_ANALYTES = ("car_copies_per_ug", "car_cells_per_ul", "car_pct_of_t")
+"""Analytes (names of :data:`cartsim.fitting.data.ANALYTES`) the level ``C`` can describe:
+qPCR copies/ug (Stein 2019), flow CAR-T cells/uL, flow CAR+ % of T cells. ``Cmax`` is in the
+unit of the analyte fitted; one fit describes one of them."""
+
+LEVEL_PARAMETERS = ("Cmax",)
+"""Parameters in the unit of the level (the others are dimensionless, day or 1/day)."""
+
+
 def fill_derived(p: np.ndarray) -> np.ndarray:
     """Fill the derived slots of kernel parameter vector(s) in place and return ``p``.
 
@@ -74,11 +89,6 @@ def _base_values(params) -> np.ndarray:
     return arr[..., : K.N_BASE]
 
 
-def _overlap(a: float, b: np.ndarray, c: float) -> np.ndarray:
-    """Length of [a, b] intersected with [c, inf) (0 where empty)."""
-    return np.clip(b - max(a, c), 0.0, None)
-
-
 def closed_form(t, params=None, t_inf: float = 0.0, toci_day: float | None = None,
                 ster_day: float | None = None) -> np.ndarray:
     """Analytic C(t) = E(t) + M(t) (copies/ug) of the Stein 2019 model for all t.
@@ -89,7 +99,9 @@ def closed_form(t, params=None, t_inf: float = 0.0, toci_day: float | None = Non
         Times (day, same clock as ``t_inf``).
     params : ParameterSet, mapping or array, optional
         A ``ParameterSet``, a mapping of overrides to ``STEIN2019`` or a kernel
-        parameter vector (only its first 8 slots are read). Default: ``STEIN2019``.
+        parameter vector (only its first 8 slots are read); a 2-d array holds one
+        parameter vector per row (the result then has one row per vector). Default:
+        ``STEIN2019``.
     t_inf : float
         Infusion day.
     toci_day, ster_day : float, optional
@@ -102,28 +114,37 @@ def closed_form(t, params=None, t_inf: float = 0.0, toci_day: float | None = Non
     numpy.ndarray
         0 for t < t_inf; ``(Cmax/foldx) exp(int g)`` during expansion; after the
         peak, ``(1-FB) Ep exp(-alpha (s-Tmax)) + FB Ep exp(-beta (s-Tmax))`` with
-        ``Ep`` the peak level (``Cmax`` without interventions).
+        ``Ep`` the peak level (``Cmax`` without interventions). Shape of ``t``, or
+        ``(rows, len(t))`` for a 2-d ``params``.
     """
     v = _base_values(params)
-    foldx, tmax, cmax, alpha, fb, beta, ftoci, fster = (float(x) for x in v)
-    t = np.asarray(t, dtype=np.float64)
+    batch = v.ndim == 2
+    v = np.atleast_2d(v)
+    foldx, tmax, cmax, alpha, fb, beta, ftoci, fster = (v[:, k, None] for k in range(K.N_BASE))
+    tt = np.asarray(t, dtype=np.float64)
+    t = np.atleast_1d(tt)[None, :]
     t_pk = t_inf + tmax
-    rho = math.log(foldx) / tmax
+    rho = np.log(foldx) / tmax
     e0 = cmax / foldx
-    ct = toci_day if (toci_day is not None and toci_day < t_pk) else math.inf
-    cs = ster_day if (ster_day is not None and ster_day < t_pk) else math.inf
+    # first dose day if it precedes the peak, else never (inf)
+    ct = np.where(t_pk > toci_day, toci_day, np.inf) if toci_day is not None else np.inf
+    cs = np.where(t_pk > ster_day, ster_day, np.inf) if ster_day is not None else np.inf
+    both = np.maximum(ct, cs)
+
+    def overlap(b, c):  # length of [t_inf, b] intersected with [c, inf) (0 where empty)
+        return np.clip(b - np.maximum(t_inf, c), 0.0, None)
 
     def growth(b):  # integral of the expansion rate from t_inf to b (b <= t_pk)
-        return rho * ((b - t_inf) + (ftoci - 1.0) * _overlap(t_inf, b, ct)
-                      + (fster - 1.0) * _overlap(t_inf, b, cs)
-                      + (ftoci - 1.0) * (fster - 1.0) * _overlap(t_inf, b, max(ct, cs)))
+        return rho * ((b - t_inf) + (ftoci - 1.0) * overlap(b, ct)
+                      + (fster - 1.0) * overlap(b, cs)
+                      + (ftoci - 1.0) * (fster - 1.0) * overlap(b, both))
 
-    e_pk = e0 * math.exp(float(growth(np.float64(t_pk))))
-    s_exp = np.clip(t, t_inf, t_pk)
-    expansion = e0 * np.exp(growth(s_exp))
+    e_pk = e0 * np.exp(growth(t_pk))
+    expansion = e0 * np.exp(growth(np.clip(t, t_inf, t_pk)))
     u = np.clip(t - t_pk, 0.0, None)
     contraction = (1.0 - fb) * e_pk * np.exp(-alpha * u) + fb * e_pk * np.exp(-beta * u)
-    return np.where(t < t_inf, 0.0, np.where(t < t_pk, expansion, contraction))
+    out = np.where(t < t_inf, 0.0, np.where(t < t_pk, expansion, contraction))
+    return out if batch else out[0].reshape(tt.shape)
 
 
 def half_lives(params=None) -> dict[str, float]:

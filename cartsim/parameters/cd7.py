@@ -227,16 +227,18 @@ CD7_PARAMETERS = ParameterSet(
         P("ec_il6", 100.0, "pg/mL", 1.0, 1e5,
           "assumption: amplification at IL-6 of ~100 pg/mL",
           "IL-6 for half-maximal amplification"),
-        P("k_il10_inh", 100.0, "pg/mL", 1.0, 1e5,
-          "assumption: IL-10 of ~100 pg/mL halves macrophage activation",
+        P("k_il10_inh", 1000.0, "pg/mL", 1.0, 1e5,
+          "assumption: IL-10 at the level of severe CRS (~1 ng/mL; Teachey 2016 Cancer Discov "
+          "6:664) halves macrophage activation; a lower value would cancel the burden and dose "
+          "dependence of CRS that trials show (Hay 2017 Blood 130:2295)",
           "IL-10 concentration halving macrophage activation"),
         P("k_il6", LN2 / (3.0 / 24.0), "1/day", 0.1, 500.0,
           "assumption: plasma IL-6 half-life ~3 h", "IL-6 clearance rate"),
         P("il60", 5.0, "pg/mL", 0.0, 1000.0, "assumption: healthy range 1-7 pg/mL",
           "baseline IL-6"),
-        P("s_il6", 1500.0, "pg/mL/day", 0.0, 1e7,
-          f"{CAL}IL-6 peaks of 10^2-10^3 pg/mL in CD7 CAR-T CRS (mostly grade 1-2; Pan 2021, "
-          "Lu 2022)",
+        P("s_il6", 500.0, "pg/mL/day", 0.0, 1e7,
+          f"{CAL}IL-6 peaks of 10^2-10^3 pg/mL in CD7 CAR-T CRS (mostly grade 1-2, grade >= 3 "
+          "in 5-10%; Pan 2021, Lu 2022, NCT05290155); {CALREF}",
           "IL-6 secretion at full macrophage activation"),
         P("f_rec_toci", 0.8, "-", 0.0, 1.0,
           "assumption: receptor-mediated IL-6 clearance is lost under tocilizumab, so serum "

@@ -224,7 +224,7 @@ def _default_covariates() -> dict[str, Covariate]:
 
 def _default_random_effects() -> dict[str, float]:
     return {"rho_max": 0.19, "delta_e": 0.5, "delta_m": 0.93, "k_em0": 0.89, "k_kill": 0.5,
-            "s_il6": 1.0}
+            "s_il6": 0.5}
 
 
 @dataclass
