@@ -202,6 +202,11 @@ class Regimen:
         patients who meet ``hsct_criterion`` on that day (decided on the simulated marrow).
     hsct_criterion : ``mrd_negative_cr`` (marrow blasts < 1e-4, flow-MRD negative),
         ``cr`` (marrow blasts < 5%) or ``all``.
+    hsct_conditioning : True: myeloablative conditioning before the graft (log-kill of
+        blasts, CAR-T and recipient T cells ablated); False: a transplant without
+        conditioning after CAR-T-induced aplasia, with the CAR-T cells from the same
+        donor (Hu et al. 2024 N Engl J Med 390:1467): nothing is killed, the graft's T
+        cells are added. Either way graft-versus-leukemia acts from ``hsct_day`` on.
     """
 
     flu_mg_m2: float = 30.0
@@ -223,6 +228,7 @@ class Regimen:
     reinfusion_dose_per_kg: float = 1e6
     hsct_day: float | None = None
     hsct_criterion: str = "mrd_negative_cr"
+    hsct_conditioning: bool = True
 
     def __post_init__(self) -> None:
         _range("regimen.flu_mg_m2", self.flu_mg_m2, 0.0, 200.0)

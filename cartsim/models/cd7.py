@@ -217,6 +217,7 @@ class Cd7Model(Model):
             "vcn": prod.vcn,
             "anc0_per_ul": pat.anc_per_ul,
             "hsct_day": np.nan,
+            "hsct_conditioning": bool(reg.hsct_conditioning),
             "rule_names": [n for n, thr in (("tocilizumab", reg.toci_il6_threshold),
                                             ("dexamethasone", reg.steroid_il6_threshold))
                            if thr is not None],
@@ -241,21 +242,27 @@ class Cd7Model(Model):
     def add_hsct(self, problem: Problem, day: float, weight_kg: float) -> None:
         """Append the transplant-day events to ``problem`` (parameters: ``CD7_HSCT``).
 
-        Conditioning multiplies blasts and extramedullary cells by ``10**-log10_kill``,
-        CAR-T cells by ``hsct_car_survival``, recipient T cells by ``hsct_t_survival`` and
-        myeloid precursors by ``hsct_myeloid_survival``; the graft then adds donor T cells
-        (CD7+/CD7- in the baseline proportion). Graft-versus-leukemia and GVHD are not
-        modelled (transplant-related mortality is part of the death model).
+        Conditioning (``problem.info["hsct_conditioning"]``, default True) multiplies
+        blasts and extramedullary cells by ``10**-log10_kill``, CAR-T cells by
+        ``hsct_car_survival``, recipient T cells by ``hsct_t_survival`` and myeloid
+        precursors by ``hsct_myeloid_survival``; without conditioning nothing is killed.
+        The graft then adds donor T cells (CD7+/CD7- in the baseline proportion), and
+        graft-versus-leukemia kills blasts of either phenotype at ``hsct_gvl_per_day``
+        from the transplant on (the kernel's ``gvl`` slot). GVHD is not modelled
+        (transplant-related mortality is part of the death model).
         """
         h = {k: v.value for k, v in self.hsct.items()}
         cd7neg = self.physiology["cd7neg_t_frac"].value
-        kill = 10.0 ** -h["hsct_blast_log10_kill"]
         graft = h["hsct_graft_t_per_kg"] * weight_kg
-        ev = [(day, MUL_STATE, K.S_B7, kill), (day, MUL_STATE, K.S_B0, kill),
-              (day, MUL_STATE, K.S_L, kill)]
-        ev += [(day, MUL_STATE, s, h["hsct_car_survival"]) for s in (K.S_E, K.S_M, K.S_X)]
-        ev += [(day, MUL_STATE, s, h["hsct_t_survival"]) for s in (K.S_T7, K.S_T0)]
-        ev += [(day, MUL_STATE, K.S_MP, h["hsct_myeloid_survival"]),
+        ev = []
+        if problem.info.get("hsct_conditioning", True):
+            kill = 10.0 ** -h["hsct_blast_log10_kill"]
+            ev += [(day, MUL_STATE, K.S_B7, kill), (day, MUL_STATE, K.S_B0, kill),
+                   (day, MUL_STATE, K.S_L, kill)]
+            ev += [(day, MUL_STATE, s, h["hsct_car_survival"]) for s in (K.S_E, K.S_M, K.S_X)]
+            ev += [(day, MUL_STATE, s, h["hsct_t_survival"]) for s in (K.S_T7, K.S_T0)]
+            ev += [(day, MUL_STATE, K.S_MP, h["hsct_myeloid_survival"])]
+        ev += [(day, ADD_PARAM, K.D_GVL, h["hsct_gvl_per_day"]),
                (day, ADD_STATE, K.S_T7, graft * (1.0 - cd7neg)),
                (day, ADD_STATE, K.S_T0, graft * cd7neg)]
         problem.events = list(problem.events) + ev

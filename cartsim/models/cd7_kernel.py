@@ -35,7 +35,8 @@ antigen saturation, :math:`\kappa` the per-target kill rate):
     \text{fratricide } r_{CD7}\kappa\,(E, M, X),\
     \text{rejection } k_{rej} a_{allo} P_a \frac{u}{u_{50} + u} (E, M, X), \
     u = \frac{T_7 + T_0}{\Lambda_0} \\
-    \text{blast birth/death} &: r_B B_j,\ r_B B_j (B_7 + B_0)/K_B, \quad B_7 \to B_0: k_{sw} B_7 \\
+    \text{blast birth/death} &: r_B B_j,\ r_B B_j (B_7 + B_0)/K_B,\ g_{GVL} (B_j, L),
+    \quad B_7 \to B_0: k_{sw} B_7 \\
     \text{killing} &: \kappa \phi(d) B_7,\ \varepsilon_L \kappa \phi(d) L,\ \kappa T_7,
     \quad \phi(d) = d (1 + d_{50}) / (d + d_{50}) \\
     \text{lymphodepletion} &: k_{LD}(C_f, C_c)\,(T_7, T_0, s_B B_j, s_B L, E, M, X) \\
@@ -157,10 +158,11 @@ SLOT_NAMES = (
     "residual_cd7", "donor", "cd7_density", "em_access", "blast_growth", "em_present",
     "lymph0",  # cells: homeostatic reference (T + CAR at baseline)
     "allogeneic",  # 1: HLA-mismatched off-the-shelf product (host rejection), else 0
+    "gvl",  # 1/day: graft-versus-leukemia death rate of blasts, set by an allo-HSCT event
     "rate_flu", "rate_cy",  # mg/day, set by infusion events
 )
 (D_V1, D_V2, D_V3, D_CL, D_Q2, D_Q3, D_CYV, D_CYCL,
- D_RESID, D_DONOR, D_DENS, D_EMACC, D_RB, D_EMPRES, D_LYMPH0, D_ALLO,
+ D_RESID, D_DONOR, D_DENS, D_EMACC, D_RB, D_EMPRES, D_LYMPH0, D_ALLO, D_GVL,
  D_RATE_FLU, D_RATE_CY) = range(N_MODEL_PARAM, N_MODEL_PARAM + len(SLOT_NAMES))
 N_P = N_MODEL_PARAM + len(SLOT_NAMES)
 
@@ -172,8 +174,8 @@ REACTION_NAMES = (
     "car_eff_ld", "car_mem_ld", "car_exh_ld",
     "car_eff_rejected", "car_mem_rejected", "car_exh_rejected",
     "b7_birth", "b7_crowding_death", "b0_birth", "b0_crowding_death", "b7_to_b0_switch",
-    "b7_killed", "b7_ld", "b0_ld",
-    "em_birth", "em_crowding_death", "em_killed", "em_ld",
+    "b7_killed", "b7_ld", "b0_ld", "b7_gvl", "b0_gvl",
+    "em_birth", "em_crowding_death", "em_killed", "em_ld", "em_gvl",
     "t7_birth", "t7_death", "t7_killed", "t7_ld",
     "t0_birth", "t0_death", "t0_ld",
 )
@@ -195,8 +197,9 @@ def _stoichiometry() -> np.ndarray:
         "b0_birth": {S_B0: 1}, "b0_crowding_death": {S_B0: -1},
         "b7_to_b0_switch": {S_B7: -1, S_B0: 1},
         "b7_killed": {S_B7: -1}, "b7_ld": {S_B7: -1}, "b0_ld": {S_B0: -1},
+        "b7_gvl": {S_B7: -1}, "b0_gvl": {S_B0: -1},
         "em_birth": {S_L: 1}, "em_crowding_death": {S_L: -1}, "em_killed": {S_L: -1},
-        "em_ld": {S_L: -1},
+        "em_ld": {S_L: -1}, "em_gvl": {S_L: -1},
         "t7_birth": {S_T7: 1}, "t7_death": {S_T7: -1}, "t7_killed": {S_T7: -1},
         "t7_ld": {S_T7: -1},
         "t0_birth": {S_T0: 1}, "t0_death": {S_T0: -1}, "t0_ld": {S_T0: -1},
@@ -329,17 +332,21 @@ def propensities(x, c, p, a):
     a[21] = kappa * phi * B7
     a[22] = sb * kld * B7
     a[23] = sb * kld * B0
-    a[24] = rl * L
-    a[25] = rl * L * L / p[P_EM_CAP]
-    a[26] = em_acc * kappa * phi * L
-    a[27] = em_on * sb * kld * L
-    a[28] = p[P_R_T] * H * T7
-    a[29] = p[P_R_T] * T7
-    a[30] = kappa * T7
-    a[31] = kld * T7
-    a[32] = p[P_R_T] * H * T0
-    a[33] = p[P_R_T] * T0
-    a[34] = kld * T0
+    gvl = p[D_GVL]
+    a[24] = gvl * B7
+    a[25] = gvl * B0
+    a[26] = rl * L
+    a[27] = rl * L * L / p[P_EM_CAP]
+    a[28] = em_acc * kappa * phi * L
+    a[29] = em_on * sb * kld * L
+    a[30] = em_on * gvl * L
+    a[31] = p[P_R_T] * H * T7
+    a[32] = p[P_R_T] * T7
+    a[33] = kappa * T7
+    a[34] = kld * T7
+    a[35] = p[P_R_T] * H * T0
+    a[36] = p[P_R_T] * T0
+    a[37] = kld * T0
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -434,10 +441,11 @@ def rhs(t, y, p, dydt):
     dydt[S_E] = (rho - to_mem - to_exh - p[P_DELTA_E] - car_loss + reac * M / E)
     dydt[S_M] = to_mem * E / M - reac - p[P_DELTA_M] - car_loss
     dydt[S_X] = to_exh * E / X - p[P_DELTA_X] - car_loss
-    blast_net = rb - rb * crowd - sb * kld
+    blast_net = rb - rb * crowd - sb * kld - p[D_GVL]
     dydt[S_B7] = blast_net - p[P_K_SW] - kappa * phi
     dydt[S_B0] = blast_net + p[P_K_SW] * B7 / B0
-    dydt[S_L] = rl - rl * L / p[P_EM_CAP] - em_acc * kappa * phi - em_on * sb * kld
+    dydt[S_L] = (rl - rl * L / p[P_EM_CAP] - em_acc * kappa * phi
+                 - em_on * (sb * kld + p[D_GVL]))
     t_net = p[P_R_T] * (H - 1.0) - kld
     dydt[S_T7] = t_net - kappa
     dydt[S_T0] = t_net

@@ -54,7 +54,6 @@ from cartsim.parameters.base import ParameterError, ParameterSet
 from cartsim.parameters.stein2019 import STEIN2019
 from cartsim.solvers.api import ADD_STATE, SET_PARAM, EventTable, RuleTable
 
-
 LEVEL_ANALYTES = ("car_copies_per_ug", "car_cells_per_ul", "car_pct_of_t")
 """Analytes (names of :data:`cartsim.fitting.data.ANALYTES`) the level ``C`` can describe:
 qPCR copies/ug (Stein 2019), flow CAR-T cells/uL, flow CAR+ % of T cells. ``Cmax`` is in the

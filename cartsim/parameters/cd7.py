@@ -392,6 +392,12 @@ CD7_HSCT = ParameterSet(
           "assumption: conditioning leaves ~2% of myeloid precursors, giving neutrophil "
           "engraftment around day +14-21 with the myeloid transit model",
           "fraction of myeloid precursors surviving conditioning"),
+        P("hsct_gvl_per_day", 0.05, "1/day", 0.0, 5.0,
+          "assumption (calibrated): graft-versus-leukemia kills residual blasts of either CD7 "
+          "phenotype faster than relapsed acute leukemia regrows (0.03-0.06/day here), so "
+          "relapse after allo-HSCT in remission is the exception (Hu et al. 2024 N Engl J Med "
+          "390:1467: 2 relapses of 10 after CD7 CAR-T and haplo-HSCT)",
+          "graft-versus-leukemia death rate of blasts after allo-HSCT"),
     ],
     name="cd7 allogeneic HSCT",
 )

@@ -66,3 +66,25 @@ def test_bad_intervention_input():
         Regimen(reinfusion_days=[0.0])
     with pytest.raises(cartsim.ScenarioError, match="regimen.reinfusion_dose_per_kg"):
         Regimen(reinfusion_dose_per_kg=-1.0)
+
+
+def test_transplant_without_conditioning_keeps_car_t_and_gvl_controls_cd7neg_blasts():
+    """Hu 2024 (N Engl J Med 390:1467): donor-derived CAR-T then haplo-HSCT without
+    conditioning. Without conditioning the CAR-T cells and blasts are not killed on the
+    transplant day; graft-versus-leukemia then lowers the blasts of either CD7 phenotype
+    at exactly ``hsct_gvl_per_day`` more than without a transplant (same trajectory up
+    to that day)."""
+    pat = Patient(marrow_blast_pct=40.0, cd7neg_blast_fraction=1e-3)
+    out = OutputOptions(t_end=90.0)
+    base = dict(car_dose_per_kg=2e6, hsct_criterion="all")
+    no_tx = Scenario(patient=pat, output=out, regimen=Regimen(**base))
+    tx = Scenario(patient=pat, output=out,
+                  regimen=Regimen(**base, hsct_day=30.0, hsct_conditioning=False))
+    ds = cartsim.simulate([no_tx, tx])
+    car = ds["car_total"].sel(time=[29.0, 31.0]).values
+    assert car[1, 1] > 0.5 * car[0, 1]  # no ablation of the CAR-T cells
+    b0 = ds["blast_cd7neg"].sel(time=[30.0, 40.0]).values
+    gvl = CD7_HSCT["hsct_gvl_per_day"].value
+    # ln B0 falls by gvl * 10 days more with the transplant (B0 is far below capacity)
+    drop = np.log(b0[0, 1] / b0[0, 0]) - np.log(b0[1, 1] / b0[1, 0])
+    assert drop == pytest.approx(gvl * 10.0, rel=0.02)
