@@ -177,7 +177,9 @@ class EndpointSettings:
         k = the lower of the grades the IL-6 and the IFN-gamma peaks reach on these
         thresholds, and 0 without CRS. Assumption: ICANS follows severe CRS and high
         expansion, with higher IL-6 and IFN-gamma (Santomasso et al. 2018 Cancer Discov
-        8:958; Gust et al. 2017 Cancer Discov 7:1404); to be recalibrated.
+        8:958; Gust et al. 2017 Cancer Discov 7:1404); the IFN-gamma grade-1 threshold
+        800 pg/mL was set by hand so that any-grade ICANS falls near the 10-15% of
+        NCT05290155, Pan 2021 and Lu 2022 (500 gave 17-34%).
     death : the death model (:class:`DeathModel`).
     """
 
@@ -204,7 +206,7 @@ class EndpointSettings:
     icans_il6_thresholds_pg_ml: list[float] = field(
         default_factory=lambda: [250.0, 1000.0, 4000.0, 10000.0])
     icans_ifng_thresholds_pg_ml: list[float] = field(
-        default_factory=lambda: [500.0, 2000.0, 5000.0, 10000.0])
+        default_factory=lambda: [800.0, 2000.0, 5000.0, 10000.0])
     death: DeathModel = field(default_factory=DeathModel)
 
     def __post_init__(self) -> None:
