@@ -1381,9 +1381,10 @@ def integrate_batch(mid, method, Y0, P, t_eval, t0, t1,
 # ------------------------------------------------------------------------------- cache guard
 
 _STAMP_NAME = "cartsim_kernel_sources.sha256"
+_SEEDS = ("cartsim.models.kernels", "cartsim.solvers.driver")
 
 
-def _dependency_files(seeds=("cartsim.models.kernels", "cartsim.solvers.driver")):
+def _dependency_files(seeds=_SEEDS):
     """Source files of ``seeds`` and of every ``cartsim`` module they import, transitively.
 
     ``from pkg import name`` adds ``pkg.name`` when it is a module, else ``pkg``.
@@ -1425,17 +1426,17 @@ def _dependency_files(seeds=("cartsim.models.kernels", "cartsim.solvers.driver")
     return files
 
 
-def sources_hash():
+def sources_hash(seeds=_SEEDS):
     """SHA-256 over the sources of all compiled kernels and solvers (see ``refresh_cache``)."""
     digest = hashlib.sha256()
-    for name, path in sorted(_dependency_files().items()):
+    for name, path in sorted(_dependency_files(seeds).items()):
         digest.update(name.encode())
         with open(path, "rb") as fh:
             digest.update(hashlib.sha256(fh.read()).digest())
     return digest.hexdigest()
 
 
-def refresh_cache(force=False):
+def refresh_cache(force=False, seeds=_SEEDS, stamp_name=_STAMP_NAME):
     """Drop Numba caches made stale by edits in *other* files than the cached function's.
 
     Numba invalidates a cached function only when its own source file changes;
@@ -1445,12 +1446,13 @@ def refresh_cache(force=False):
     module they import (transitively) and, when the hash differs from the stamp
     stored beside the cache (or ``force``), flushes the cache index of every jitted
     function in those modules. Called once at import of this module; it compiles
-    nothing. Returns True when caches were flushed.
+    nothing. Returns True when caches were flushed. ``seeds`` and ``stamp_name`` let
+    another group of compiled modules (the stochastic engine) guard its own cache.
     """
     try:
         stamp_dir = integrate._cache.cache_path
-        stamp = os.path.join(stamp_dir, _STAMP_NAME)
-        current = sources_hash()
+        stamp = os.path.join(stamp_dir, stamp_name)
+        current = sources_hash(seeds)
         try:
             with open(stamp) as fh:
                 previous = fh.read().strip()
@@ -1458,7 +1460,7 @@ def refresh_cache(force=False):
             previous = None
         if previous == current and not force:
             return False
-        for name in _dependency_files():
+        for name in _dependency_files(seeds):
             mod = sys.modules.get(name)
             if mod is None:
                 continue

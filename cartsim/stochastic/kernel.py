@@ -84,6 +84,7 @@ import numpy as np
 
 from cartsim.models import cd7_kernel as K
 from cartsim.models.base import ADD_STATE
+from cartsim.solvers.driver import refresh_cache as _refresh_cache
 from cartsim.stochastic import rng
 from cartsim.stochastic.actions import _apply, _events_at, _fire_rules, _record, _sync_car
 from cartsim.stochastic.network import (
@@ -602,3 +603,10 @@ def run_batch(pat_of, X0, C0, P, t_eval, t0, t1, EV_T, EV_KIND, EV_IDX, EV_VAL, 
                              COUNTERS[j], CL_OUT[j])
         STATUS[j] = status
         HSCT_DAY[j] = hs
+
+
+# Numba invalidates a cached function only when its own file changes; this engine inlines
+# the cd7 network (cartsim.models.cd7_kernel), so an edit there would keep serving stale
+# machine code (wrong reaction layout). Flush when any source it depends on changed.
+_refresh_cache(seeds=("cartsim.stochastic.kernel",),
+               stamp_name="cartsim_stochastic_sources.sha256")

@@ -19,3 +19,19 @@ def test_sources_hash_is_stable_and_stamp_current():
     # a repeated check finds it current and flushes nothing
     driver.refresh_cache()
     assert driver.refresh_cache() is False
+
+
+def test_stochastic_engine_guards_its_cache_against_model_edits():
+    """The stochastic engine inlines the cd7 network: its guard hashes the model kernel too
+    (a stale cache once served the old reaction layout after a kernel edit: every run hit
+    max_steps)."""
+    import cartsim.stochastic.kernel  # noqa: F401  (runs the guard at import)
+
+    seeds = ("cartsim.stochastic.kernel",)
+    files = driver._dependency_files(seeds)
+    for mod in ("cartsim.stochastic.kernel", "cartsim.stochastic.network",
+                "cartsim.models.cd7_kernel"):
+        assert mod in files, mod
+    stamp = "cartsim_stochastic_sources.sha256"
+    driver.refresh_cache(seeds=seeds, stamp_name=stamp)
+    assert driver.refresh_cache(seeds=seeds, stamp_name=stamp) is False
