@@ -6,8 +6,12 @@ Layers (PINTS-style: data -> forward model -> likelihood -> optimiser):
 * :mod:`~cartsim.fitting.forward` predicts the observations for parameter values, batched;
 * :mod:`~cartsim.fitting.likelihood` error models and the censored (M3) log-likelihood;
 * :mod:`~cartsim.fitting.transforms` log/logit search space with the parameter bounds;
-* :class:`IndividualFit` (maximum likelihood, SE, profiles) and :class:`PopulationFit`
-  (SAEM, EBEs), scikit-learn style estimators;
+* :mod:`~cartsim.fitting.nca` a non-compartmental read of each curve: data-driven starts;
+* :mod:`~cartsim.fitting.objective` one patient's -LL in search space and its
+  Levenberg-Marquardt search;
+* :class:`IndividualFit` (maximum likelihood, SE, profiles, a strict convergence verdict)
+  and :class:`PopulationFit` (SAEM from several starts, EBEs), scikit-learn style
+  estimators;
 * :func:`fit` the one entry point; :func:`fit_dataset` the observations-vs-predictions
   Dataset that :mod:`cartsim.plot.gof` draws.
 

@@ -53,14 +53,16 @@ def fit(data: str | Path | Observations, parameters: Sequence[str] | None = None
     from cartsim.fitting.population import PopulationFit
 
     opts = options or FitOptions()
-    obs = data if isinstance(data, Observations) else read_observations(data)
+    obs = (data if isinstance(data, Observations)
+           else read_observations(data, censor_below_lloq=opts.censor_below_lloq))
     params = list(parameters) if parameters is not None else list(opts.parameters)
     method = method or opts.method
     patient = patient if patient is not None else opts.patient
     base = base or Scenario(model=ModelConfig(name=model))
     rtol = opts.rtol if opts.rtol is not None else (1e-8 if method == "individual" else 1e-7)
     common = dict(base=base, error=opts.error, transforms=opts.transforms, init=opts.init,
-                  method=opts.solver_method, rtol=rtol, random_state=random_state)
+                  method=opts.solver_method, rtol=rtol, random_state=random_state,
+                  sigma_floor=opts.sigma_floor, sigma_fixed=opts.sigma_fixed)
     if method == "individual":
         kw = dict(common, profile=opts.profile, n_starts=opts.n_starts, n_local=opts.n_local,
                   max_iter=opts.max_iter)
@@ -68,7 +70,8 @@ def fit(data: str | Path | Observations, parameters: Sequence[str] | None = None
         return IndividualFit(params, **kw).fit(obs, patient=patient)
     if method == "population":
         kw = dict(common, omega_init=opts.omega_init, n_explore=opts.n_explore,
-                  n_smooth=opts.n_smooth, n_rw=opts.n_rw, is_samples=opts.is_samples)
+                  n_smooth=opts.n_smooth, n_rw=opts.n_rw, is_samples=opts.is_samples,
+                  init_from=opts.init_from, n_chains=opts.n_chains)
         kw.update(kwargs)
         return PopulationFit(params, **kw).fit(obs)
     raise ScenarioError(f"fit.method={method!r} is not accepted: expected individual or "

@@ -37,7 +37,10 @@ Columns
 ``UNIT`` (required)
     Unit of ``DV`` (observation rows) or of ``AMT`` (dose rows).
 ``LLOQ``
-    Lower limit of quantification, in the row's ``UNIT``.
+    Lower limit of quantification, in the row's ``UNIT``. An uncensored ``DV`` below it
+    is an error (a value below the LLOQ is not a quantified measurement), unless the
+    reader is asked to censor such rows (``censor_below_lloq=True``,
+    ``fit.censor_below_lloq``).
 ``CENS`` or ``BLQ``
     1 when the value is below the LLOQ (left-censored; the M3 likelihood
     ``P(Y < LLOQ)`` is used), 0 otherwise. A censored row without ``LLOQ``
@@ -245,8 +248,14 @@ class Observations:
         return out
 
 
-def read_observations(path: str | Path) -> Observations:
+def read_observations(path: str | Path, *, censor_below_lloq: bool = False) -> Observations:
     """Read a long NONMEM-like CSV of observations and doses (see the module docstring).
+
+    Parameters
+    ----------
+    path : the CSV file.
+    censor_below_lloq : an uncensored ``DV`` below its row's ``LLOQ`` becomes a censored
+        observation at that LLOQ (default False: such a row is a ``DataError``).
 
     Raises
     ------
@@ -267,7 +276,8 @@ def read_observations(path: str | Path) -> Observations:
     header = rows.pop(0)
     lines.pop(0)
     cols, time_factor, covs = _parse_header(header, src)
-    return _parse_rows(rows, lines, cols, time_factor, covs, src, len(header))
+    return _parse_rows(rows, lines, cols, time_factor, covs, src, len(header),
+                       censor_below_lloq)
 
 
 def _parse_header(header, src):
@@ -368,7 +378,7 @@ def _unit_factor(unit: str, accepted: dict, where: str, what: str):
     return accepted[norm[key]]
 
 
-def _parse_rows(rows, lines, cols, time_factor, covs, src, width):
+def _parse_rows(rows, lines, cols, time_factor, covs, src, width, censor_below_lloq=False):
     ids: list[str] = []
     obs: dict[str, list] = {k: [] for k in ("patient", "time", "dv", "analyte", "lloq", "cens",
                                             "row")}
@@ -455,6 +465,13 @@ def _parse_rows(rows, lines, cols, time_factor, covs, src, width):
                 raise DataError(f"{where}, column DV: {dv!r} is not accepted: expected a value "
                                 "> 0 (log-normal error); mark values below the limit of "
                                 "quantification with CENS=1 (or BLQ=1) and give LLOQ")
+            if dv < lloq:  # False when no LLOQ (NaN)
+                if not censor_below_lloq:
+                    raise DataError(f"{where}, column DV: {dv!r} is below the row's LLOQ "
+                                    f"{lloq!r} but not censored: expected CENS=1 (or BLQ=1) "
+                                    "for a value below quantification, or a DV >= LLOQ "
+                                    "(fit.censor_below_lloq=true censors such rows)")
+                cens, dv = 1, lloq
         obs["patient"].append(p)
         obs["time"].append(t)
         obs["dv"].append(dv * fac)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cartsim.fitting.data import Observations
+from cartsim.fitting.data import ANALYTES, Observations
 from cartsim.models import get_model
 from cartsim.parameters.base import ParameterError
 from cartsim.scenario import ModelConfig, OutputOptions, Scenario, ScenarioError
@@ -59,6 +59,14 @@ class ForwardModel:
             if a not in available:
                 raise ScenarioError(f"{data.source}: analyte {a!r} is not an output of model "
                                     f"{self.model_name!r} (it has {', '.join(sorted(available))})")
+        self.level_unit = None
+        if self.model_name == "stein2019":
+            if len(data.analytes) > 1:
+                raise ScenarioError(
+                    f"{data.source}: model 'stein2019' describes one analyte (its level C and "
+                    f"Cmax take that analyte's unit), the data hold {', '.join(data.analytes)}: "
+                    "fit each analyte separately")
+            self.level_unit = ANALYTES[data.analytes[0]].units
         self.method, self.rtol = method, rtol
         self.index = [np.flatnonzero(data.patient == i) for i in range(data.n_patients)]
         self.times = []
@@ -73,8 +81,20 @@ class ForwardModel:
 
     def _output_names(self) -> list[str]:
         if self.model_name == "stein2019":
-            return ["car_copies_per_ug"]
+            from cartsim.models.stein2019 import LEVEL_ANALYTES
+
+            return list(LEVEL_ANALYTES)
         return [*_CD7_OBSERVABLES, *self.model.state_names]
+
+    def parameter_unit(self, name: str) -> str:
+        """Unit of parameter ``name`` in this fit: the parameter set's, except for the
+        ``stein2019`` level parameters, which take the unit of the fitted analyte."""
+        if self.level_unit is not None:
+            from cartsim.models.stein2019 import LEVEL_PARAMETERS
+
+            if name in LEVEL_PARAMETERS:
+                return self.level_unit
+        return self.model.parameters[name].unit
 
     def base_value(self, name: str) -> float:
         """The value of parameter ``name`` in patient 0's scenario (override or default)."""
@@ -100,7 +120,7 @@ class ForwardModel:
         values = np.atleast_2d(np.asarray(values, dtype=np.float64))
         patients = [int(p) for p in patients]
         if self.model_name == "stein2019":
-            return [self._stein(p, v) for p, v in zip(patients, values)]
+            return self._stein(patients, values)
         return self._ode(patients, values)
 
     def _scenario(self, i: int, v: np.ndarray) -> Scenario:
@@ -108,20 +128,52 @@ class ForwardModel:
         params = {**sc.model.params, **{n: float(x) for n, x in zip(self.parameters, v)}}
         return dataclasses.replace(sc, model=ModelConfig(name=self.model_name, params=params))
 
-    def _stein(self, i: int, v: np.ndarray) -> np.ndarray:
+    def _stein_setup(self) -> None:
+        """Per patient: the kernel parameter vector of its scenario and its dosing days;
+        the slot and bounds of every fitted parameter (built once, see :meth:`_stein`)."""
+        from cartsim.models import stein2019_kernel as K
+
+        pset = self.model.parameters
+        names = list(pset)
+        self._slots = np.array([names.index(n) for n in self.parameters], dtype=np.int64)
+        self._lo = np.array([pset[n].lower for n in names])
+        self._hi = np.array([pset[n].upper for n in names])
+        self._p0, self._doses = [], []
+        for sc in self.scenarios:
+            p = np.zeros(K.N_BASE)
+            p[:] = pset.with_values(sc.model.params).values() if sc.model.params \
+                else pset.values()
+            reg = sc.regimen
+            self._p0.append(p)
+            self._doses.append((float(reg.car_days[0]),
+                                float(reg.toci_days[0]) if reg.toci_days else None,
+                                float(reg.steroid_days[0]) if reg.steroid_days else None))
+        self._i_alpha, self._i_beta = K.P_ALPHA, K.P_BETA
+
+    def _stein(self, patients: list[int], values: np.ndarray) -> list[np.ndarray]:
+        """Closed-form predictions, all evaluations of a patient as one array operation;
+        values outside the parameters' bounds or with ``alpha <= beta`` give NaN (as the
+        model's ``parameter_vector`` rejects them)."""
         from cartsim.models.stein2019 import closed_form
 
-        sc = self._scenario(i, v)
-        idx = self.index[i]
-        try:
-            p = self.model.parameter_vector(sc.model.params)
-        except (ParameterError, ScenarioError):
-            return np.full(idx.size, np.nan)
-        reg = sc.regimen
-        c = closed_form(self.data.time[idx], p, t_inf=float(reg.car_days[0]),
-                        toci_day=float(reg.toci_days[0]) if reg.toci_days else None,
-                        ster_day=float(reg.steroid_days[0]) if reg.steroid_days else None)
-        return np.asarray(c, dtype=np.float64)
+        if not hasattr(self, "_p0"):
+            self._stein_setup()
+        pats = np.asarray(patients, dtype=np.int64)
+        out: list[np.ndarray] = [None] * len(patients)  # type: ignore[list-item]
+        for i in np.unique(pats):
+            rows = np.flatnonzero(pats == i)
+            P = np.tile(self._p0[i], (rows.size, 1))
+            P[:, self._slots] = values[rows]
+            ok = (np.all(np.isfinite(P), axis=1) & np.all(P >= self._lo, axis=1)
+                  & np.all(P <= self._hi, axis=1) & (P[:, self._i_alpha] > P[:, self._i_beta]))
+            t_inf, toci, ster = self._doses[i]
+            with np.errstate(all="ignore"):
+                c = closed_form(self.data.time[self.index[i]], P, t_inf=t_inf, toci_day=toci,
+                                ster_day=ster)
+            c[~ok] = np.nan
+            for r, k in enumerate(rows):
+                out[k] = c[r]
+        return out
 
     def _ode(self, patients: list[int], values: np.ndarray) -> list[np.ndarray]:
         from cartsim.simulation import solve_problems

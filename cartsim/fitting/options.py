@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 
 from cartsim.scenario import ScenarioError
 
-__all__ = ["FIT_METHODS", "FitOptions"]
+__all__ = ["FIT_METHODS", "INIT_FROM", "FitOptions"]
 
 FIT_METHODS = ("individual", "population")
+INIT_FROM = ("auto", "individual", "model")
 
 
 def _bad(key: str, value, accepted: str) -> ScenarioError:
@@ -35,10 +36,25 @@ class FitOptions:
         bound is > 0, else logit).
     init : parameter -> start value (model units); default the scenario's value.
     profile : parameters whose profile-likelihood interval is computed (individual fit).
-    n_starts : start points screened (the start value plus a seeded Sobol design).
-    n_local : local optimisations run from the best start points.
-    max_iter : L-BFGS-B iterations per local optimisation.
-    omega_init : starting random-effect SD (search units, 0.5 ~ 50% CV) (population fit).
+    n_starts : start points screened (the start value, the data-driven start of a
+        non-compartmental read and a seeded Sobol design); null: scaled with the number of
+        estimated quantities (``cartsim.fitting.individual.default_design``).
+    n_local : local optimisations run from the best start points (null: scaled likewise;
+        a fit is converged only when the best optimum is reached from at least 2).
+    max_iter : iterations per local optimisation.
+    sigma_floor : analyte -> lower limit of the residual SD of ln(observation) (-); default
+        0.1 (``cartsim.fitting.likelihood.SIGMA_PROP_FLOOR``, tied to assay precision).
+    sigma_fixed : analyte -> a fixed residual SD of ln(observation) (-), not estimated.
+    censor_below_lloq : treat uncensored values below their row's LLOQ as censored (default:
+        such a row is an error naming file and row).
+    omega_init : smallest starting random-effect SD (search units, 0.5 ~ 50% CV)
+        (population fit).
+    init_from : where SAEM starts (population fit): ``individual`` (median of quick
+        individual fits, their spread for omega), ``model`` (the scenario values or
+        ``init``), ``auto`` (``individual`` for the closed-form ``stein2019``, ``model``
+        for ODE models, whose individual fits cost about as much as SAEM itself).
+    n_chains : independent SAEM runs from different starts (population fit); their spread
+        is reported and a disagreement beyond the standard errors is warned about.
     n_explore, n_smooth : SAEM iterations with step 1 and with decreasing step.
     n_rw : random-walk Metropolis-Hastings proposals per patient and SAEM iteration.
     is_samples : importance samples per patient for the population log-likelihood.
@@ -56,10 +72,15 @@ class FitOptions:
     transforms: dict[str, str] = field(default_factory=dict)
     init: dict[str, float] = field(default_factory=dict)
     profile: list[str] = field(default_factory=list)
-    n_starts: int = 8
-    n_local: int = 1
+    n_starts: int | None = None
+    n_local: int | None = None
     max_iter: int = 200
+    sigma_floor: dict[str, float] = field(default_factory=dict)
+    sigma_fixed: dict[str, float] = field(default_factory=dict)
+    censor_below_lloq: bool = False
     omega_init: float = 0.5
+    init_from: str = "auto"
+    n_chains: int = 3
     n_explore: int = 100
     n_smooth: int = 50
     n_rw: int = 1
@@ -88,12 +109,25 @@ class FitOptions:
                 raise _bad("profile", list(self.profile),
                            f"names among fit.parameters ({', '.join(self.parameters)})")
         for key, lo in (("n_starts", 1), ("n_local", 1), ("max_iter", 1), ("n_explore", 1),
-                        ("n_smooth", 1), ("n_rw", 0), ("is_samples", 0), ("n_sim", 0)):
+                        ("n_smooth", 1), ("n_rw", 0), ("is_samples", 0), ("n_sim", 0),
+                        ("n_chains", 1)):
             v = getattr(self, key)
+            if v is None and key in ("n_starts", "n_local"):
+                continue
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise _bad(key, v, f"an integer >= {lo}")
-        if self.n_local > self.n_starts:
+                raise _bad(key, v, f"an integer >= {lo}"
+                           + (" or null" if key in ("n_starts", "n_local") else ""))
+        if (self.n_local is not None and self.n_starts is not None
+                and self.n_local > self.n_starts):
             raise _bad("n_local", self.n_local, f"at most fit.n_starts ({self.n_starts})")
+        for key in ("sigma_floor", "sigma_fixed"):
+            for k, v in getattr(self, key).items():
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < 10:
+                    raise _bad(f"{key}.{k}", v, "an SD of ln(observation) in (0, 10)")
+        if not isinstance(self.censor_below_lloq, bool):
+            raise _bad("censor_below_lloq", self.censor_below_lloq, "true or false")
+        if self.init_from not in INIT_FROM:
+            raise _bad("init_from", self.init_from, "one of " + ", ".join(INIT_FROM))
         if not (isinstance(self.omega_init, (int, float)) and 0 < self.omega_init <= 5):
             raise _bad("omega_init", self.omega_init, "a number in (0, 5]")
         from cartsim.scenario import SOLVER_METHODS

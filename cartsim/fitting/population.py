@@ -36,7 +36,22 @@ After SAEM:
   Lavielle 2005, section 2.3); delta method to ``theta`` and ``omega``;
 * the log-likelihood ``sum_i ln int p(y_i | phi) p(phi) dphi`` by importance
   sampling with a Student-t (5 df) proposal fitted to each patient's
-  conditional mean and variance (as Monolix does), hence AIC and BIC.
+  conditional mean and variance (as Monolix does), hence AIC and BIC, with its
+  Monte Carlo standard error.
+
+Start and restarts (issue 17): SAEM starts from the data (median and spread of
+quick individual fits, ``init_from``), not from literature values, and runs
+``n_chains`` times: the first run with every patient at its individual estimate,
+the others from starts displaced by draws of the starting Omega. The run with the
+highest log-likelihood gives the estimates; ``restarts_`` keeps all of them, and
+the fit is converged only when the chosen run is stationary over the smoothing
+phase (:data:`DRIFT_SE`), its standard errors are finite and the restarts agree
+(typical values within one standard error, log-likelihoods within
+``max(1, 3 x`` the Monte Carlo SE)); each failure is a
+:class:`~cartsim.fitting.messages.ConvergenceWarning`. Proposals outside the
+search box are rejected (the model clips there and the chain would drift on a
+flat likelihood); for the closed-form ``stein2019`` a component-wise random walk
+per parameter is added to every iteration (Kuhn & Lavielle 2005).
 
 Why written here: the Python NLME libraries at hand (e.g. ``saemix`` is R;
 ``pharmpy`` drives NONMEM/nlmixr2, an R/Fortran stack; ``nlmixr2`` is R)
@@ -51,12 +66,13 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy import optimize, special
+from scipy import optimize
 
 from cartsim.fitting.data import Observations
 from cartsim.fitting.forward import ForwardModel
-from cartsim.fitting.likelihood import ResidualModel, loglik_terms
-from cartsim.fitting.messages import ConvergenceWarning
+from cartsim.fitting.likelihood import ResidualModel, ln_sigma_prop_mle, loglik_terms
+from cartsim.fitting.messages import ConvergenceWarning, FitWarning
+from cartsim.fitting.population_estimates import SAEMEstimates
 from cartsim.fitting.transforms import default_transform
 from cartsim.scenario import ModelConfig, Scenario, ScenarioError
 
@@ -64,8 +80,29 @@ __all__ = ["PopulationFit"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
+DRIFT_SE = 0.25
+DRIFT_ABS = 0.05
+"""Stationarity over the smoothing phase: every trace quantity (mu, omega^2, ln sigma)
+changes over the last quarter of the smoothing phase by at most ``max(DRIFT_ABS,
+DRIFT_SE * se)`` (search units). Assumption: a change below a quarter of the standard
+error cannot alter a conclusion drawn from the estimate."""
 
-class PopulationFit:
+LOGIT_INNER = 6.9
+"""Start values of logit parameters are kept within +-6.9 (0.1% of the range from a bound):
+an individual estimate on a bound would otherwise start SAEM where the chain cannot move
+(assumption)."""
+
+
+def _log_ratio(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """``new - old`` of log-likelihoods, with a state of likelihood 0 (``old = -inf``, e.g.
+    a start the model rejects) always left for a finite proposal, and never for another
+    impossible one."""
+    with np.errstate(invalid="ignore"):
+        d = new - old
+    return np.where(np.isneginf(old), np.where(np.isfinite(new), np.inf, -np.inf), d)
+
+
+class PopulationFit(SAEMEstimates):
     """Nonlinear mixed-effects fit of a cohort by SAEM (scikit-learn estimator contract).
 
     Parameters
@@ -73,7 +110,14 @@ class PopulationFit:
     parameters : model parameters with a typical value and a log-normal (or
         logit-normal) random effect each.
     model, base, error, transforms, init : as :class:`~cartsim.fitting.individual.IndividualFit`.
-    omega_init : starting SD of the random effects (search units), per parameter or one value.
+    omega_init : smallest starting SD of the random effects (search units), per parameter or
+        one value.
+    init_from : ``individual`` (median and spread of individual fits), ``model`` (scenario
+        values or ``init``), ``auto`` (``individual`` for ``stein2019``, else ``model``).
+    n_chains : SAEM runs from different starts (1: a single run).
+    n_rw_component : sweeps of component-wise random-walk proposals per iteration (one
+        batch per parameter); default 1 for the closed-form ``stein2019``, 0 for ODE models.
+    sigma_floor, sigma_fixed : as :class:`~cartsim.fitting.individual.IndividualFit`.
     n_explore, n_smooth : SAEM iterations with step 1 and with step ``1/k``.
     n_rw : random-walk Metropolis-Hastings proposals per patient and iteration.
     is_samples : importance samples per patient for the log-likelihood (0: skip).
@@ -90,8 +134,19 @@ class PopulationFit:
     ebe_ : individual estimates (conditional modes), parameter -> array per patient.
     eta_ : ``phi_i - mu`` at the EBEs, shape (patients, parameters).
     loglik_, aic_, bic_ : importance-sampling log-likelihood (of ln Y), AIC, BIC.
-    converged_, status_ : convergence flag and a short status.
-    trace_ : per iteration, ``mu``, ``omega^2`` and the residual parameters.
+    loglik_se_ : Monte Carlo standard error of ``loglik_``.
+    converged_ : True when the chosen run is stationary over the smoothing phase, its
+        standard errors are finite and the restarts agree (see :meth:`_verdict`).
+    status_ : ``converged``, ``parameters still drifting``, ``se_not_finite`` or
+        ``restarts_disagree`` (the first failure; every failure is warned about).
+    trace_ : per iteration, ``mu``, ``omega^2`` and the residual parameters (chosen run).
+    restarts_ : one dict per SAEM run (``start``, ``params``, ``omega``, ``mu_se``,
+        ``loglik``, ``loglik_se``, ``stationary``, ``best``); the run with the highest
+        log-likelihood gives the estimates.
+    restart_spread_ : parameter -> range of its typical value over the runs (search units);
+        ``restart_spread_se_`` the largest of them in units of the standard error;
+        ``restart_loglik_spread_`` the range of the log-likelihoods.
+    init_from_, init_mu_ : how SAEM was started and the start (search units).
     ipred_, ppred_ : individual (EBE) and population (typical, eta = 0) predictions of
         every observation.
     patient_ids_ : patients in order.
@@ -103,7 +158,11 @@ class PopulationFit:
                  init: Mapping[str, float] | None = None,
                  omega_init: float | Mapping[str, float] = 0.5, n_explore: int = 100,
                  n_smooth: int = 50, n_rw: int = 1, is_samples: int = 50,
-                 method: str = "bdf", rtol: float = 1e-7, random_state: int | None = 0):
+                 method: str = "bdf", rtol: float = 1e-7, init_from: str = "auto",
+                 n_chains: int = 3, n_rw_component: int | None = None,
+                 sigma_floor: Mapping[str, float] | None = None,
+                 sigma_fixed: Mapping[str, float] | None = None,
+                 random_state: int | None = 0):
         self.parameters = list(parameters)
         self.model = model
         self.base = base
@@ -117,6 +176,11 @@ class PopulationFit:
         self.is_samples = is_samples
         self.method = method
         self.rtol = rtol
+        self.init_from = init_from
+        self.n_chains = n_chains
+        self.n_rw_component = n_rw_component
+        self.sigma_floor = dict(sigma_floor or {})
+        self.sigma_fixed = dict(sigma_fixed or {})
         self.random_state = random_state
 
     # -- helpers -------------------------------------------------------------------------------
@@ -143,6 +207,12 @@ class PopulationFit:
     def _ll_all(self, preds: Sequence[np.ndarray], x_res) -> np.ndarray:
         return np.array([self._ll_patient(i, f, x_res) for i, f in enumerate(preds)])
 
+    def _inside(self, phi) -> np.ndarray:
+        """Rows of ``phi`` inside the search bounds: outside them the model value is clipped
+        to the bound, the likelihood is flat and a chain would drift away unchecked, so
+        such proposals are rejected (the random effects live on the bounded search box)."""
+        return np.all((phi >= self._box[0]) & (phi <= self._box[1]), axis=1)
+
     @staticmethod
     def _log_prior(phi, mu, om2) -> np.ndarray:
         d = np.atleast_2d(phi) - mu
@@ -151,6 +221,10 @@ class PopulationFit:
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, data: Observations) -> PopulationFit:
         """Estimate typical values, random-effect SDs and residual error from ``data``.
+
+        Runs SAEM ``n_chains`` times from different starts (the first from the data-driven
+        start of :meth:`_initial`, the others from it displaced by ``N(0, Omega_0)`` draws),
+        keeps the run with the highest log-likelihood and reports the spread of all.
 
         Returns
         -------
@@ -161,26 +235,126 @@ class PopulationFit:
         if data.n_patients < 2:
             raise ScenarioError(f"{data.source}: a population fit needs at least 2 patients "
                                 f"(got {data.n_patients}); use an individual fit")
-        rng = np.random.default_rng(self.random_state)
+        if not (isinstance(self.n_chains, (int, np.integer)) and self.n_chains >= 1):
+            raise ScenarioError(f"fit.n_chains={self.n_chains!r} is not accepted: expected an "
+                                "integer >= 1")
+        if self.init_from not in ("auto", "individual", "model"):
+            raise ScenarioError(f"fit.init_from={self.init_from!r} is not accepted: expected "
+                                "auto, individual or model")
         base = self.base or Scenario(model=ModelConfig(name=self.model))
         fm = ForwardModel(data, data.scenarios(base), self.parameters, method=self.method,
                           rtol=self.rtol)
         pset = fm.model.parameters
         self._fm = fm
+        self._base = base
         self._tfs = [default_transform(pset[n].lower, pset[n].upper, self.transforms.get(n))
                      for n in self.parameters]
         scale = {a: float(np.median(data.dv[data.analyte == a])) for a in data.analytes}
-        self._resid = ResidualModel(data.analytes, self.error, data.analyte, scale)
+        self._resid = ResidualModel(data.analytes, self.error, data.analyte, scale,
+                                    floor=self.sigma_floor, fixed=self.sigma_fixed)
         self._dv, self._cens = data.dv, data.cens
-        n, p = data.n_patients, len(self.parameters)
-        pats = list(range(n))
+        self.patient_ids_ = list(data.ids)
+        self.data_ = data
+        mu0, om2_0 = self._initial(data)
+        self.init_mu_ = mu0
+        streams = np.random.SeedSequence(self.random_state).spawn(self.n_chains + 1)
+        runs = []
+        for c in range(self.n_chains):
+            rng = np.random.default_rng(streams[c])
+            start = mu0 if c == 0 else mu0 + np.sqrt(om2_0) * rng.standard_normal(mu0.size)
+            start = np.clip(start, self._lo, self._hi)
+            # the first run starts every patient at its individual estimate (when there is
+            # one); the others at their start, so that they test start-independence
+            phi0 = self._phi_init if c == 0 else None
+            runs.append(self._saem(start, om2_0, rng, phi0))
+        ll = np.array([r["loglik"] if math.isfinite(r["loglik"]) else -np.inf for r in runs])
+        best = runs[int(np.argmax(ll))] if np.any(np.isfinite(ll)) else runs[0]
+        self._runs = runs
+        self.trace_ = best["trace"]
+        self.mu_, self.omega2_, self.x_res_ = best["mu"], best["om2"], best["x_res"]
+        self.cov_, self.information_ = best["cov"], best["info"]
+        self.loglik_, self.loglik_se_ = best["loglik"], best["loglik_se"]
+        self._ebe(best["best_phi"], best["mu"], best["om2"], best["x_res"])
+        self._summaries()
+        self._restart_report(runs, best)
+        self._verdict(best)
+        return self
+
+    def _initial(self, data: Observations) -> tuple[np.ndarray, np.ndarray]:
+        """Start of SAEM in search space: ``(mu_0, omega_0^2)``.
+
+        ``individual`` (default for ``stein2019``): per patient an individual fit (its
+        data-driven start and a small multistart, :class:`IndividualFit`), clipped inside the
+        search bounds; ``mu_0`` the median over patients, ``omega_0`` their spread
+        (1.4826 MAD), at least ``omega_init``, at most 2. ``model``: the scenario values
+        (or ``init``), ``omega_0 = omega_init``. Values in ``init`` always win.
+        """
+        from cartsim.fitting.individual import IndividualFit
+
+        fm, p = self._fm, len(self.parameters)
+        bounds = [t.search_bounds() for t in self._tfs]
+        lo = np.array([-LOGIT_INNER if t.kind == "logit" else (-np.inf if b[0] is None else b[0])
+                       for t, b in zip(self._tfs, bounds)])
+        hi = np.array([LOGIT_INNER if t.kind == "logit" else (np.inf if b[1] is None else b[1])
+                       for t, b in zip(self._tfs, bounds)])
+        self._lo, self._hi = lo, hi
+        self._box = (np.array([-np.inf if b[0] is None else b[0] for b in bounds]),
+                     np.array([np.inf if b[1] is None else b[1] for b in bounds]))
+        self._phi_init = None
+        om0 = self.omega_init
+        om_min = np.array([(om0.get(k, 0.5) if isinstance(om0, Mapping) else float(om0))
+                           for k in self.parameters])
         mu = np.array([t.to_search(self.init.get(k, fm.base_value(k)))
                        for t, k in zip(self._tfs, self.parameters)], dtype=np.float64)
-        om0 = self.omega_init
-        om2 = np.array([(om0.get(k, 0.5) if isinstance(om0, Mapping) else float(om0)) ** 2
-                        for k in self.parameters])
+        om = om_min.copy()
+        how = self.init_from
+        if how == "auto":
+            how = "individual" if fm.model_name == "stein2019" else "model"
+        self.init_from_ = how
+        if how == "individual":
+            phis, ok = [], []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FitWarning)
+                for pid in data.ids:
+                    ind = IndividualFit(self.parameters, base=self._base, error=self.error,
+                                        transforms=self.transforms, init=self.init,
+                                        n_local=2, method=self.method, rtol=self.rtol,
+                                        sigma_floor=self.sigma_floor,
+                                        sigma_fixed=self.sigma_fixed,
+                                        random_state=self.random_state)
+                    try:
+                        ind.fit(data, patient=pid)
+                    except ScenarioError:
+                        continue
+                    if math.isfinite(ind.loglik_):
+                        phis.append(ind.x_[:p])
+                        ok.append(len(ok))
+                    else:
+                        ok.append(-1)
+            if len(phis) >= 2:
+                phi = np.clip(np.array(phis), lo, hi)
+                mu = np.median(phi, axis=0)
+                mad = 1.4826 * np.median(np.abs(phi - mu), axis=0)
+                om = np.clip(mad, om_min, 2.0)
+                for k, name in enumerate(self.parameters):
+                    if name in self.init:
+                        mu[k] = self._tfs[k].to_search(self.init[name])
+                self._phi_init = np.array([phi[k] if k >= 0 else mu for k in ok])
+            self.individual_starts_ = np.array(phis)
+        return np.clip(mu, lo, hi), om ** 2
+
+    def _saem(self, mu, om2, rng, phi0=None) -> dict:
+        """One SAEM run from ``(mu, omega^2)``: the estimates, trace, standard errors and
+        importance-sampling log-likelihood (see the module docstring)."""
+        n, p = self.data_.n_patients, len(self.parameters)
+        pats = list(range(n))
+        mu, om2 = mu.copy(), om2.copy()
         x_res = self._resid.start.copy()
-        phi = np.tile(mu, (n, 1))
+        phi = np.tile(mu, (n, 1)) if phi0 is None else phi0.copy()
+        n_comp = self.n_rw_component
+        if n_comp is None:
+            n_comp = 1 if self._fm.model_name == "stein2019" else 0
+        scale_c = np.full((n, p), 0.5)
         preds = self._preds(pats, phi)
         ll = self._ll_all(preds, x_res)
         scale_rw = np.full(n, 0.5)
@@ -199,8 +373,8 @@ class PopulationFit:
                 else:
                     prop = phi + scale_rw[:, None] * rng.standard_normal((n, p)) * np.sqrt(om2)
                 pp = self._preds(pats, prop)
-                llp = self._ll_all(pp, x_res)
-                log_r = llp - ll
+                llp = np.where(self._inside(prop), self._ll_all(pp, x_res), -np.inf)
+                log_r = _log_ratio(llp, ll)
                 if kernel > 0:
                     log_r += self._log_prior(prop, mu, om2) - self._log_prior(phi, mu, om2)
                 acc = np.log(rng.uniform(size=n)) < log_r
@@ -210,6 +384,21 @@ class PopulationFit:
                 if kernel > 0:
                     scale_rw *= np.where(acc, 1.1, 0.95)
                     scale_rw = np.clip(scale_rw, 0.01, 3.0)
+            # component-wise random walks (one coordinate at a time, Kuhn & Lavielle 2005):
+            # they mix where the parameters are correlated in the posterior of a patient
+            for _ in range(n_comp):
+                for j in range(p):
+                    prop = phi.copy()
+                    prop[:, j] += scale_c[:, j] * rng.standard_normal(n) * np.sqrt(om2[j])
+                    pp = self._preds(pats, prop)
+                    llp = np.where(self._inside(prop), self._ll_all(pp, x_res), -np.inf)
+                    log_r = (_log_ratio(llp, ll) + self._log_prior(prop, mu, om2)
+                             - self._log_prior(phi, mu, om2))
+                    acc = np.log(rng.uniform(size=n)) < log_r
+                    phi = np.where(acc[:, None], prop, phi)
+                    ll = np.where(acc, llp, ll)
+                    preds = [pp[i] if acc[i] else preds[i] for i in range(n)]
+                    scale_c[:, j] = np.clip(scale_c[:, j] * np.where(acc, 1.1, 0.95), 0.01, 3.0)
             # 2. stochastic approximation
             gamma = 1.0 if it < self.n_explore else 1.0 / (it - self.n_explore + 1)
             s1 = s1 + gamma * (phi.mean(axis=0) - s1)
@@ -233,32 +422,105 @@ class PopulationFit:
                 g, h = self._complete_derivs(phi, preds, mu, om2, x_res)
                 grads.append(g)
                 hess.append(h)
-        self.trace_ = trace
-        self.mu_, self.omega2_, self.x_res_ = mu, om2, x_res
-        self.patient_ids_ = list(data.ids)
-        self.data_ = data
-        # convergence: parameters stable over the last quarter of the smoothing phase
+        cov, info = self._standard_errors(np.array(grads), np.array(hess))
+        # stationarity over the smoothing phase: the change of every quantity over its last
+        # quarter is at most a quarter of its standard error (or 0.05 search units, when
+        # larger or when the SE is not finite) - a smaller change than the data can resolve
         tail = trace[-max(5, self.n_smooth // 4):]
-        drift = np.abs(tail[-1] - tail[0])
-        self.converged_ = bool(np.all(np.isfinite(trace[-1])) and np.all(drift < 0.05))
-        self.status_ = "converged" if self.converged_ else "parameters still drifting"
-        if not self.converged_:
-            warnings.warn("population fit (SAEM): parameters still drift at the end of the "
-                          f"smoothing phase (max change {float(np.max(drift)):.3g} in search "
-                          "units over its last quarter): increase fit.n_explore/n_smooth",
-                          ConvergenceWarning, stacklevel=2)
-        self._standard_errors(np.array(grads), np.array(hess))
-        self._ebe(best_phi, mu, om2, x_res)
-        samp = np.array(samples)
-        self._loglik(samp, mu, om2, x_res, rng)
-        self._summaries()
-        return self
+        change = np.abs(tail[-1] - tail[0])
+        se = np.sqrt(np.diag(cov))
+        allowed = np.where(np.isfinite(se), np.maximum(DRIFT_ABS, DRIFT_SE * se), DRIFT_ABS)
+        drift = float(np.max(change / allowed)) if change.size else 0.0
+        loglik, loglik_se = self._loglik(np.array(samples), mu, om2, x_res, rng)
+        return {"mu": mu, "om2": om2, "x_res": x_res, "trace": trace, "drift": drift,
+                "max_change": float(np.max(change)),
+                "stationary": bool(np.all(np.isfinite(trace[-1])) and drift <= 1.0),
+                "cov": cov, "info": info, "loglik": loglik, "loglik_se": loglik_se,
+                "best_phi": best_phi, "start": trace[0, :p]}
+
+    def _restart_report(self, runs, best) -> None:
+        """``restarts_`` (one dict per run) and ``restart_spread_se_``: the largest range of a
+        typical value (search units) over the runs, in units of its standard error."""
+        p = len(self.parameters)
+        self.restarts_ = []
+        for r in runs:
+            theta = [float(t.to_model(v)) for t, v in zip(self._tfs, r["mu"])]
+            params = dict(zip(self.parameters, theta))
+            params.update(zip(self._resid.names, np.exp(r["x_res"]).tolist()))
+            se = np.sqrt(np.diag(r["cov"]))[:p]
+            self.restarts_.append({
+                "start": dict(zip(self.parameters,
+                                  [float(t.to_model(v)) for t, v in zip(self._tfs, r["start"])])),
+                "params": params, "omega": dict(zip(self.parameters, np.sqrt(r["om2"]).tolist())),
+                "mu_se": se, "loglik": r["loglik"], "loglik_se": r["loglik_se"],
+                "stationary": r["stationary"], "best": r is best})
+        mus = np.array([r["mu"] for r in runs])
+        se = np.sqrt(np.diag(best["cov"]))[:p]
+        spread = np.ptp(mus, axis=0)
+        self.restart_spread_ = dict(zip(self.parameters, spread.tolist()))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = spread / se
+        self.restart_spread_se_ = float(np.max(rel)) if np.all(np.isfinite(rel)) else math.inf
+        lls = np.array([r["loglik"] for r in runs])
+        self.restart_loglik_spread_ = float(np.ptp(lls)) if len(runs) > 1 else 0.0
+
+    def _verdict(self, best) -> None:
+        """``converged_`` and ``status_``; a :class:`ConvergenceWarning` for each failure:
+        drift at the end of the smoothing phase, non-finite standard errors, restarts whose
+        estimates differ by more than a standard error or whose log-likelihoods differ by
+        more than ``max(1, 3 x`` the largest Monte Carlo SE)."""
+        problems = []
+        if not best["stationary"]:
+            problems.append((
+                "parameters still drifting",
+                "population fit (SAEM): parameters still drift at the end of the smoothing "
+                f"phase (change up to {best['max_change']:.3g} in search units over its last "
+                f"quarter, {best['drift']:.3g} x the allowed max({DRIFT_ABS:g}, "
+                f"{DRIFT_SE:g} SE)): increase fit.n_explore/n_smooth"))
+        se = np.sqrt(np.diag(self.cov_))
+        if not np.all(np.isfinite(se)):
+            problems.append((
+                "se_not_finite",
+                "population fit (SAEM): standard errors are not finite (the observed "
+                "information by Louis' principle is not positive definite): some typical "
+                "values, omegas or residual SDs are not identifiable from these data; fix "
+                "them or fit fewer random effects"))
+        if len(self._runs) > 1:
+            lls = np.array([r["loglik"] for r in self._runs])
+            mc = max([r["loglik_se"] for r in self._runs if math.isfinite(r["loglik_se"])],
+                     default=0.0)
+            ll_bad = np.all(np.isfinite(lls)) and np.ptp(lls) > max(1.0, 3.0 * mc)
+            if self.restart_spread_se_ > 1.0 or ll_bad:
+                worst = max(self.restart_spread_, key=lambda k: self.restart_spread_[k]
+                            / max(self.mu_se_[self.parameters.index(k)], 1e-300))
+                ll_text = (f", log-likelihoods by {np.ptp(lls):.3g} (Monte Carlo SE {mc:.2g})"
+                           if np.all(np.isfinite(lls)) else "")
+                problems.append((
+                    "restarts_disagree",
+                    f"population fit (SAEM): the {len(self._runs)} restarts disagree: typical "
+                    f"values differ by up to {self.restart_spread_se_:.3g} standard errors "
+                    f"({worst}){ll_text}; the estimate depends on the start: use more "
+                    "iterations (fit.n_explore, fit.n_smooth), fewer random effects, or "
+                    "compare restarts_"))
+        self.converged_ = not problems
+        self.status_ = "converged" if not problems else problems[0][0]
+        for _, text in problems:
+            warnings.warn(text, ConvergenceWarning, stacklevel=3)
 
     def _fit_residual(self, preds, x_res) -> np.ndarray:
         f = np.empty(self._dv.size)
         for i, pr in enumerate(preds):
             f[self._fm.index[i]] = pr
         ok = np.isfinite(f)
+        resid = self._resid
+        if len(resid) == 0:
+            return x_res
+        if all(k == "proportional" for k in resid.kinds.values()):
+            x = np.array(x_res, dtype=np.float64)
+            for a, j in resid._prop.items():
+                m = resid._masks[a] & ok
+                x[j] = ln_sigma_prop_mle(f[m], self._dv[m], self._cens[m], x[j], resid.bounds[j])
+            return x
 
         def nll(x):
             sp, sa = self._resid.sigmas(x)
@@ -267,142 +529,6 @@ class PopulationFit:
 
         r = optimize.minimize(nll, x_res, method="L-BFGS-B", bounds=self._resid.bounds)
         return r.x
-
-    def _complete_derivs(self, phi, preds, mu, om2, x_res):
-        """Per-patient gradient and Hessian of the complete-data log-likelihood in
-        ``(mu, omega^2, ln sigma)`` (analytic in ``mu, omega^2``; central differences in
-        ``ln sigma`` with the predictions held fixed)."""
-        n, p = phi.shape
-        r = len(x_res)
-        k = 2 * p + r
-        G = np.zeros((n, k))
-        H = np.zeros((n, k, k))
-        d = phi - mu
-        G[:, :p] = d / om2
-        G[:, p:2 * p] = -0.5 / om2 + 0.5 * d * d / om2 ** 2
-        for j in range(p):
-            H[:, j, j] = -1.0 / om2[j]
-            H[:, p + j, p + j] = 0.5 / om2[j] ** 2 - d[:, j] ** 2 / om2[j] ** 3
-            H[:, j, p + j] = H[:, p + j, j] = -d[:, j] / om2[j] ** 2
-        h = 1e-4
-        E = np.eye(r) * h
-        for i in range(n):
-            f0 = self._ll_patient(i, preds[i], x_res)
-            fp = [self._ll_patient(i, preds[i], x_res + E[a]) for a in range(r)]
-            fm_ = [self._ll_patient(i, preds[i], x_res - E[a]) for a in range(r)]
-            for a in range(r):
-                G[i, 2 * p + a] = (fp[a] - fm_[a]) / (2 * h)
-                H[i, 2 * p + a, 2 * p + a] = (fp[a] - 2 * f0 + fm_[a]) / h ** 2
-                for b in range(a + 1, r):
-                    v = (self._ll_patient(i, preds[i], x_res + E[a] + E[b])
-                         - self._ll_patient(i, preds[i], x_res + E[a] - E[b])
-                         - self._ll_patient(i, preds[i], x_res - E[a] + E[b])
-                         + self._ll_patient(i, preds[i], x_res - E[a] - E[b])) / (4 * h * h)
-                    H[i, 2 * p + a, 2 * p + b] = H[i, 2 * p + b, 2 * p + a] = v
-        G[~np.isfinite(G)] = 0.0
-        H[~np.isfinite(H)] = 0.0
-        return G, H
-
-    def _standard_errors(self, grads: np.ndarray, hess: np.ndarray) -> None:
-        """Louis' observed information from the smoothing-phase samples."""
-        k = grads.shape[2]
-        info = np.zeros((k, k))
-        for i in range(grads.shape[1]):
-            g = grads[:, i, :]
-            info += -hess[:, i].mean(axis=0) - np.cov(g, rowvar=False, bias=True).reshape(k, k)
-        try:
-            cov = np.linalg.inv(info)
-            if not np.all(np.diag(cov) > 0):
-                raise np.linalg.LinAlgError
-        except np.linalg.LinAlgError:
-            cov = np.full((k, k), np.nan)
-        self.cov_ = cov
-        self.information_ = info
-
-    def _ebe(self, start, mu, om2, x_res, max_iter: int = 40) -> None:
-        """Conditional modes ``argmin_phi -l_i(phi) - ln N(phi; mu, Omega)``, all patients
-        together: Levenberg-Marquardt steps in lockstep, each iteration one batch of
-        Jacobian solves (forward differences of ``ln f``) and one batch of trial solves;
-        Gauss-Newton curvature per observation plus the prior's ``Omega^-1``. Starts from
-        the best sample of the chain; a patient stops when its gradient or decrease is tiny.
-        """
-        n, p = start.shape
-        phi = start.copy()
-        sp, sa = self._sig_cache(x_res)
-        h, hu = 1e-4, 1e-4
-
-        def post(i, f, ph):
-            v = -self._ll_patient(i, f, x_res) - float(self._log_prior(ph, mu, om2)[0])
-            return v if math.isfinite(v) else math.inf
-
-        f = self._preds(range(n), phi)
-        val = np.array([post(i, f[i], phi[i]) for i in range(n)])
-        lam = np.full(n, 1e-2)
-        active = np.isfinite(val)
-        for _ in range(max_iter):
-            act = np.flatnonzero(active)
-            if act.size == 0:
-                break
-            X = np.repeat(phi[act], p, axis=0) + h * np.tile(np.eye(p), (act.size, 1))
-            P = self._preds(np.repeat(act, p), X)
-            trials = []
-            for a, i in enumerate(act):
-                o = self._fm.index[i]
-                u0 = np.log(np.maximum(f[i], 1e-30))
-                J = np.column_stack([(np.log(np.maximum(P[a * p + k], 1e-30)) - u0) / h
-                                     for k in range(p)])
-                J[~np.isfinite(J)] = 0.0
-                terms = [-loglik_terms(np.exp(u0 + d), self._dv[o], self._cens[o], sp[o], sa[o])
-                         for d in (0.0, hu, -hu)]
-                d1 = (terms[1] - terms[2]) / (2 * hu)
-                d2 = np.maximum((terms[1] - 2 * terms[0] + terms[2]) / hu ** 2, 0.0)
-                g = J.T @ d1 + (phi[i] - mu) / om2
-                H = J.T @ (d2[:, None] * J) + np.diag(1.0 / om2)
-                if np.max(np.abs(g)) < 1e-3:
-                    active[i] = False
-                    trials.append(phi[i])
-                    continue
-                A = H + lam[i] * np.diag(np.diag(H))
-                trials.append(phi[i] - np.linalg.solve(A, g))
-            trials = np.array(trials)
-            FT = self._preds(act, trials)
-            for a, i in enumerate(act):
-                if not active[i]:
-                    continue
-                v = post(i, FT[a], trials[a])
-                if v < val[i]:
-                    small = val[i] - v < 1e-6 * max(1.0, abs(val[i]))
-                    phi[i], f[i], val[i] = trials[a], FT[a], v
-                    lam[i] = max(lam[i] / 3, 1e-7)
-                    if small:
-                        active[i] = False
-                else:
-                    lam[i] *= 8
-                    if lam[i] > 1e6:
-                        active[i] = False
-        self._phi_ebe = phi
-        self.ebe_converged_ = ~active
-
-    def _loglik(self, samples, mu, om2, x_res, rng) -> None:
-        m = int(self.is_samples)
-        n, p = samples.shape[1], samples.shape[2]
-        if m <= 0 or samples.shape[0] < 2:
-            self.loglik_ = math.nan
-            return
-        cm = samples.mean(axis=0)
-        sd = np.sqrt(np.maximum(samples.var(axis=0), 1e-6 * om2))
-        nu = 5.0
-        t = rng.standard_t(nu, size=(m, n, p))
-        draws = cm + sd * t
-        pats = np.repeat(np.arange(n)[None, :], m, axis=0).ravel()
-        pr = self._preds(pats, draws.reshape(m * n, p))
-        ll = np.array([self._ll_patient(int(i), f, x_res) for i, f in zip(pats, pr)])
-        ll = ll.reshape(m, n)
-        log_q = np.sum(special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2)
-                       - 0.5 * np.log(nu * math.pi) - np.log(sd)
-                       - (nu + 1) / 2 * np.log1p(t * t / nu), axis=2)
-        log_w = ll + self._log_prior(draws, mu, om2) - log_q
-        self.loglik_ = float(np.sum(special.logsumexp(log_w, axis=0) - math.log(m)))
 
     def _summaries(self) -> None:
         names = self.parameters
@@ -414,6 +540,7 @@ class PopulationFit:
         self.params_ = dict(zip(names, theta))
         self.params_.update(zip(self._resid.names, sig.tolist()))
         self.sigma_ = dict(zip(self._resid.names, sig.tolist()))
+        self.sigma_fixed_ = dict(self._resid.fixed)
         self.omega_ = dict(zip(names, np.sqrt(om2).tolist()))
         self.se_ = {}
         for j, (n, t) in enumerate(zip(names, self._tfs)):

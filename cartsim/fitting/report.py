@@ -14,7 +14,7 @@ __all__ = ["format_table", "parameter_rows", "parameter_csv"]
 def _unit_and_source(fit, name: str) -> tuple[str, str]:
     pset = fit._fm.model.parameters
     if name in pset:
-        return pset[name].unit, f"estimated; prior/default: {pset[name].source}"
+        return fit._fm.parameter_unit(name), f"estimated; prior/default: {pset[name].source}"
     if name.startswith("sigma_prop_"):
         return "1", "estimated: SD of ln(observation)"
     if name.startswith("sigma_add_"):
@@ -45,6 +45,11 @@ def parameter_rows(fit) -> list[dict]:
             "omega_se": fit.se_.get(f"omega_{name}", math.nan),
             "source": source,
         })
+    for name, value in getattr(fit, "sigma_fixed_", {}).items():
+        rows.append({"name": name, "kind": "residual", "estimate": value, "unit": "1",
+                     "se": math.nan, "rse_pct": math.nan, "ci_low": math.nan,
+                     "ci_high": math.nan, "ci_method": "", "omega": math.nan,
+                     "omega_se": math.nan, "source": "fixed (fit.sigma_fixed), not estimated"})
     return rows
 
 

@@ -17,7 +17,11 @@ or :class:`~cartsim.fitting.population.PopulationFit` into a self-describing
   censored (compare them with ``lloq``);
 * dims ``patient`` x ``analyte_name`` x ``curve_time``: ``ipred_curve``, the
   individual prediction on a dense grid (for plots of individual fits);
-* dim ``parameter``: ``estimate``, ``se``, ``ci_low``, ``ci_high``.
+* dim ``parameter``: ``estimate``, ``se``, ``ci_low``, ``ci_high``;
+* population fits: dims ``restart`` x ``iteration`` x ``quantity``: ``saem_trace``, the SAEM
+  trace of every restart (typical values ``mu``, IIV variances ``omega2`` in search units,
+  ``ln`` of the residual SDs), and ``restart_loglik`` / ``restart_loglik_se`` per restart
+  (drawn by :func:`cartsim.plot.gof.plot_saem_trace`).
 
 Values of different analytes are in each analyte's canonical unit (the
 ``unit`` coordinate); ``attrs`` hold the config, the seed and the fit summary.
@@ -175,7 +179,42 @@ def fit_dataset(fit, *, n_sim: int = 50, seed: int = 0, n_curve: int = 120,
         },
     )
     ds["patient_id"] = ds["patient_id"].astype(str)
+    if hasattr(fit, "restarts_"):
+        ds = ds.assign(_saem_variables(fit))
+        ds.attrs.update(loglik_se=float(fit.loglik_se_), n_explore=int(fit.n_explore),
+                        restart_spread_se=float(fit.restart_spread_se_),
+                        init_from=fit.init_from_)
+    else:
+        ds.attrs.update(n_hits=int(fit.n_hits_),
+                        failed_checks=", ".join(k for k, v in fit.checks_.items() if not v))
     return ds
+
+
+def _saem_variables(fit) -> dict:
+    """The SAEM traces and log-likelihoods of a population fit's restarts."""
+    names = ([f"mu_{n}" for n in fit.parameters] + [f"omega2_{n}" for n in fit.parameters]
+             + [f"ln_{n}" for n in fit._resid.names])
+    trace = np.stack([r["trace"] for r in fit._runs])
+    coords = {"restart": ("restart", np.arange(trace.shape[0]), {"long_name": "SAEM restart"}),
+              "iteration": ("iteration", np.arange(trace.shape[1]),
+                            {"long_name": "SAEM iteration"}),
+              "quantity": ("quantity", np.array(names, dtype=str),
+                           {"long_name": "population quantity (search units)"})}
+    return {
+        "saem_trace": xr.DataArray(trace, dims=("restart", "iteration", "quantity"),
+                                   coords=coords, attrs={
+                                       "units": "search units (log/logit of the parameter)",
+                                       "long_name": "SAEM trace: typical value mu, IIV "
+                                                    "variance omega2, ln residual SD"}),
+        "restart_loglik": xr.DataArray(
+            np.array([r["loglik"] for r in fit._runs]), dims=("restart",),
+            coords={"restart": coords["restart"]},
+            attrs={"units": "1", "long_name": "importance-sampling log-likelihood (of ln Y)"}),
+        "restart_loglik_se": xr.DataArray(
+            np.array([r["loglik_se"] for r in fit._runs]), dims=("restart",),
+            coords={"restart": coords["restart"]},
+            attrs={"units": "1", "long_name": "Monte Carlo SE of restart_loglik"}),
+    }
 
 
 def _rows(fit):

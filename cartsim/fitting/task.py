@@ -12,7 +12,8 @@ __all__ = ["run_fit_task"]
 
 PLOTS = ("gof_obs_vs_pred", "gof_residuals", "gof_individual")
 """Goodness-of-fit figures written by the task (``<name>.png``), plus one
-``vpc_<analyte>.png`` per analyte when ``fit.n_sim > 0``."""
+``vpc_<analyte>.png`` per analyte when ``fit.n_sim > 0`` and ``saem_trace.png`` for a
+population fit."""
 
 
 def run_fit_task(run_cfg, output_dir: Path) -> dict[str, Path]:
@@ -81,6 +82,8 @@ def _plots(ds, output_dir: Path) -> dict[str, Path]:
     figs = {"gof_obs_vs_pred": gof.plot_gof(ds),
             "gof_residuals": gof.plot_residual_panels(ds),
             "gof_individual": gof.plot_individual_fits(ds)}
+    if "saem_trace" in ds:
+        figs["saem_trace"] = gof.plot_saem_trace(ds)
     if ds.sizes["replicate"] > 0:
         for a in ds["analyte_name"].values:
             figs[f"vpc_{a}"] = gof.plot_vpc(ds, analyte=str(a))

@@ -25,13 +25,18 @@ import numpy as np
 
 from cartsim.scenario import ScenarioError
 
-__all__ = ["TRANSFORMS", "Transform", "default_transform"]
+__all__ = ["BOUND_TOL", "TRANSFORMS", "Transform", "default_transform"]
 
 TRANSFORMS = ("log", "logit", "none")
 
 LOGIT_LIMIT = 25.0
 """Search bound of a logit parameter (``theta`` within ~1e-11 of the range from a bound), so
 that an optimiser pushing a parameter onto its bound stops there instead of drifting."""
+
+BOUND_TOL = 1e-3
+"""An estimate is on a bound when its search value is within this of a log/none search
+bound (0.1% of a log parameter) or, for a logit parameter, within this fraction of the
+range from a bound (assumption: closer than that, the data no longer pull it inside)."""
 
 _EDGE = 1e-9
 """Relative distance from a bound where a start value on the bound is moved (logit/log)."""
@@ -84,6 +89,17 @@ class Transform:
             s = 1.0 / (1.0 + np.exp(-z))
             return (self.upper - self.lower) * s * (1 - s)
         return np.ones_like(z)
+
+    def on_bound(self, phi, tol: float = BOUND_TOL) -> bool:
+        """Whether ``phi`` sits on a bound: ``theta`` within ``tol`` of the range from a
+        bound (``logit``: the search bound itself is far out, at ``LOGIT_LIMIT``, and an
+        optimiser approaches it slowly), or ``phi`` within ``tol`` of a search bound
+        (``log``, ``none``)."""
+        z = float(phi)
+        if self.kind == "logit":
+            return abs(z) >= math.log((1 - tol) / tol)
+        lo, hi = self.search_bounds()
+        return bool((lo is not None and z - lo <= tol) or (hi is not None and hi - z <= tol))
 
     def search_bounds(self) -> tuple[float | None, float | None]:
         """Bounds of ``phi`` for a bounded optimiser (``None``: unbounded)."""

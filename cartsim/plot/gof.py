@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["plot_gof", "plot_individual_fits", "plot_obs_vs_pred", "plot_residual_panels",
-           "plot_residuals", "plot_vpc", "vpc_statistics"]
+           "plot_residuals", "plot_saem_trace", "plot_vpc", "vpc_statistics"]
 
 _COLORS = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"]
 
@@ -150,10 +150,13 @@ def plot_individual_fits(ds, patients=None, analyte: str | None = None, ncols: i
     for ax, p in zip(axs, ids):
         for k, a in enumerate(names):
             col = _COLORS[k % len(_COLORS)]
-            if a in ds["analyte_name"].values:
-                curve = ds["ipred_curve"].sel(patient=p, analyte_name=a)
-                ax.plot(ds["curve_time"].values, curve.values, color=col, lw=1.2, label=a)
             m = (pid == p) & (ds["analyte"].values == a)
+            if a in ds["analyte_name"].values:
+                # the unit the data declare (e.g. cells/uL for flow data fitted by stein2019)
+                unit = ds["unit"].values[ds["analyte"].values == a][0]
+                curve = ds["ipred_curve"].sel(patient=p, analyte_name=a)
+                ax.plot(ds["curve_time"].values, curve.values, color=col, lw=1.2,
+                        label=f"{a} [{unit}]")
             c = ds["cens"].values[m].astype(bool)
             t, y = ds["time"].values[m], ds["dv"].values[m]
             ax.scatter(t[~c], y[~c], s=14, color=col)
@@ -283,4 +286,38 @@ def plot_vpc(ds, analyte: str | None = None, percentiles=(5, 50, 95), level: flo
     ax2.set_ylabel("fraction < LLOQ")
     ax2.set_xlabel("time (day)")
     ax2.legend(fontsize=6)
+    return fig
+
+
+def plot_saem_trace(ds, fig=None, ncols: int = 3):
+    """SAEM traces of a population fit, one panel per quantity, one line per restart.
+
+    A dashed vertical line marks the end of the exploration phase (step 1) and the start of
+    the smoothing phase (step ``1/k``): converged restarts run flat and together in the
+    smoothing phase. The legend gives each restart's log-likelihood and its Monte Carlo SE.
+    """
+    if "saem_trace" not in ds:
+        raise ValueError("the Dataset has no saem_trace: plot_saem_trace draws population "
+                         "(SAEM) fits")
+    tr = ds["saem_trace"]
+    names = [str(q) for q in tr["quantity"].values]
+    nrows = -(-len(names) // ncols)
+    fig = _figure(fig, figsize=(3.2 * ncols, 2.2 * nrows))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    it = tr["iteration"].values
+    n_explore = int(ds.attrs.get("n_explore", 0))
+    for k, (ax, q) in enumerate(zip(axes, names)):
+        for r in tr["restart"].values:
+            ll = float(ds["restart_loglik"].sel(restart=r))
+            se = float(ds["restart_loglik_se"].sel(restart=r))
+            ax.plot(it, tr.sel(restart=r, quantity=q).values, color=_COLORS[int(r) % 8], lw=1,
+                    label=f"restart {int(r)}: LL {ll:.1f} (MC SE {se:.1f})")
+        if n_explore:
+            ax.axvline(n_explore, color="grey", ls="--", lw=0.8)
+        ax.set_title(q, fontsize=9)
+        if k == 0:
+            ax.legend(fontsize=6)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    fig.supxlabel("SAEM iteration")
     return fig

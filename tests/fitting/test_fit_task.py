@@ -23,6 +23,10 @@ matplotlib.use("Agg")
     (dict(n_starts=2, n_local=3), "fit.n_local"),
     (dict(rtol=1.0), "fit.rtol"),
     (dict(omega_init=-1.0), "fit.omega_init"),
+    (dict(sigma_floor={"car_cells_per_ul": 0.0}), "fit.sigma_floor.car_cells_per_ul"),
+    (dict(sigma_fixed={"car_cells_per_ul": "x"}), "fit.sigma_fixed.car_cells_per_ul"),
+    (dict(init_from="literature"), "fit.init_from"),
+    (dict(n_chains=0), "fit.n_chains"),
 ])
 def test_fit_options_errors_name_the_field(kw, key):
     with pytest.raises(ScenarioError, match=key.replace(".", r"\.")):
@@ -40,14 +44,10 @@ def test_fit_task_writes_dataset_table_and_plots(tmp_path, capsys):
     cfg = load_run_config(["task=fit", "model=stein2019",
                            f"data={DATA / 'stein2019_typical.csv'}",
                            "fit.parameters=[Tmax,Cmax,alpha,beta]", "fit.n_sim=10",
-                           "fit.n_starts=2", "seed=3"])
-    import warnings
-
-    from cartsim.fitting import IdentifiabilityWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IdentifiabilityWarning)  # noise-free: sigma at bound
-        paths = run_fit_task(cfg, tmp_path)
+                           # noise-free data: the residual SD is fixed (estimated, it would
+                           # go to its floor and the fit would not be converged)
+                           "+fit.sigma_fixed.car_copies_per_ug=0.1", "seed=3"])
+    paths = run_fit_task(cfg, tmp_path)
     out = capsys.readouterr().out
     assert "Cmax" in out and "log-likelihood" in out
     ds = xr.open_dataset(paths["dataset"], engine="h5netcdf")
@@ -60,6 +60,8 @@ def test_fit_task_writes_dataset_table_and_plots(tmp_path, capsys):
     ds.close()
     table = (tmp_path / "parameters.csv").read_text().splitlines()
     assert table[0].startswith("name,kind,estimate,unit,se")
+    assert any(r.startswith("sigma_prop_car_copies_per_ug,residual,0.1,") and "fixed" in r
+               for r in table)
     for name in (*PLOTS, "vpc_car_copies_per_ug"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
 
@@ -103,3 +105,27 @@ def test_vpc_statistics_handle_blq_as_censored():
     assert np.all(st["sim_pct"][0] >= 50.0)  # bands cut at the LLOQ, never imputed below
     for f in (plot_vpc(ds), plot_gof(ds), plot_individual_fits(ds)):
         assert f.axes
+
+
+def test_population_task_on_real_flow_data_writes_the_saem_trace(tmp_path, capsys):
+    """task=fit, method population, on the shipped real flow data: the Dataset keeps
+    cells/uL, holds every restart's trace, and the trace figure is written."""
+    import warnings
+
+    from cartsim.fitting import ConvergenceWarning
+    from cartsim.fitting.task import run_fit_task
+
+    cfg = load_run_config([
+        "task=fit", "model=stein2019", "fit.method=population",
+        f"data={DATA / 'bALL_cart_kinetics' / 'car_t_cells_per_ul.csv'}",
+        "fit.parameters=[Tmax,Cmax,alpha,beta]", "fit.n_explore=10", "fit.n_smooth=5",
+        "fit.n_chains=2", "fit.n_sim=2", "fit.is_samples=10"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 15 iterations: not converged
+        paths = run_fit_task(cfg, tmp_path)
+    assert "cells/uL" in capsys.readouterr().out
+    ds = xr.open_dataset(paths["dataset"], engine="h5netcdf")
+    assert ds.sizes["restart"] == 2 and ds.sizes["iteration"] == 15
+    assert set(ds["unit"].values.astype(str)) == {"cells/uL"}
+    ds.close()
+    assert (tmp_path / "saem_trace.png").stat().st_size > 1000

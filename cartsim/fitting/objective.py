@@ -1,0 +1,246 @@
+"""The objective of an individual fit and its local optimiser.
+
+:class:`Objective` is the negative log-likelihood of one patient's observations as a function
+of the search vector (model parameters in search space, then ``ln sigma`` of the estimated
+residual-error parameters), evaluated in batches of rows; with its finite-difference
+gradient, Hessian and one-sided descent slopes (the stationarity check of the verdict of
+:class:`~cartsim.fitting.individual.IndividualFit`), and the Levenberg-Marquardt search on
+the likelihood profiled over the error parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize
+
+from cartsim.fitting.forward import ForwardModel
+from cartsim.fitting.likelihood import ResidualModel, ln_sigma_prop_mle, loglik_terms
+
+__all__ = ["PENALTY", "Objective"]
+
+PENALTY = 1e10
+"""Negative log-likelihood given to a failed solve (finite, so L-BFGS-B backs off)."""
+
+
+class Objective:
+    """Negative log-likelihood of one patient as a function of the search vector."""
+
+    def __init__(self, fm: ForwardModel, patient: int, transforms, resid: ResidualModel,
+                 fd_step: float, central: bool = False):
+        self.fm, self.patient, self.tf, self.resid = fm, patient, transforms, resid
+        idx = fm.index[patient]
+        self.dv = fm.data.dv[idx]
+        self.cens = fm.data.cens[idx]
+        self.n_par = len(transforms)
+        self.fd_step = fd_step
+        self.central = central
+        self.nfev = 0
+
+    def theta(self, x) -> np.ndarray:
+        """Model values of search vector(s) ``x`` (one row or a 2-d array of rows)."""
+        x = np.asarray(x, dtype=np.float64)
+        cols = [t.to_model(x[..., k]) for k, t in enumerate(self.tf)]
+        return np.stack(cols, axis=-1)
+
+    def preds(self, X: np.ndarray) -> list[np.ndarray]:
+        """Predictions for rows of ``X``, solving each distinct model part once."""
+        parts, inverse = np.unique(X[:, : self.n_par], axis=0, return_inverse=True)
+        out = self.fm.predict([self.patient] * len(parts), self.theta(parts))
+        self.nfev += len(parts)
+        return [out[k] for k in np.asarray(inverse).ravel()]
+
+    def nll_rows(self, X: np.ndarray) -> np.ndarray:
+        X = np.atleast_2d(X)
+        F = np.array(self.preds(X))
+        SP, SA = zip(*(self.resid.sigmas(x[self.n_par:]) for x in X))
+        ll = np.sum(loglik_terms(F, self.dv[None, :], self.cens[None, :], np.array(SP),
+                                 np.array(SA)), axis=1)
+        return np.where(np.isfinite(ll), -ll, PENALTY)
+
+    def value_and_grad(self, x):
+        h = self.fd_step
+        n = len(x)
+        if self.central:
+            X = np.tile(x, (2 * n + 1, 1))
+            X[1:n + 1] += h * np.eye(n)
+            X[n + 1:] -= h * np.eye(n)
+            v = self.nll_rows(X)
+            return v[0], (v[1:n + 1] - v[n + 1:]) / (2 * h)
+        X = np.tile(x, (n + 1, 1))
+        X[1:] += h * np.eye(n)
+        v = self.nll_rows(X)
+        return v[0], (v[1:] - v[0]) / h
+
+    # -- Levenberg-Marquardt on the profile likelihood ---------------------------------------------
+    def _obs_derivs(self, u, x_res):
+        """Per-observation nll and its first two derivatives in ``u = ln f`` (central
+        differences; no model solve)."""
+        sp, sa = self.resid.sigmas(x_res)
+        h = 1e-4
+        f0 = -loglik_terms(np.exp(u), self.dv, self.cens, sp, sa)
+        fp = -loglik_terms(np.exp(u + h), self.dv, self.cens, sp, sa)
+        fm = -loglik_terms(np.exp(u - h), self.dv, self.cens, sp, sa)
+        return f0, (fp - fm) / (2 * h), np.maximum((fp - 2 * f0 + fm) / (h * h), 0.0)
+
+    def _best_residual(self, f, x_res):
+        """``argmin`` over the error parameters with the predictions held fixed.
+
+        Closed form ``sigma_a^2 = mean(ln y - ln f)^2`` when every analyte has a proportional
+        model and no censored value; Newton steps per analyte
+        (:func:`~cartsim.fitting.likelihood.ln_sigma_prop_mle`) with censored values; a
+        bounded quasi-Newton search for combined error models.
+        """
+        resid = self.resid
+        if self.cens.any() and all(k == "proportional" for k in resid.kinds.values()):
+            x = np.array(x_res, dtype=np.float64)
+            for a, j in resid._prop.items():
+                m = resid._masks[a]
+                x[j] = ln_sigma_prop_mle(f[m], self.dv[m], self.cens[m], x[j], resid.bounds[j])
+            sp, sa = resid.sigmas(x)
+            v = -float(np.sum(loglik_terms(f, self.dv, self.cens, sp, sa)))
+            return x, (v if math.isfinite(v) else PENALTY)
+        if not self.cens.any() and all(k == "proportional" for k in resid.kinds.values()):
+            z = np.log(self.dv) - np.log(np.maximum(f, 1e-30))
+            x = np.empty(len(resid))
+            for a in resid._prop:
+                j = resid._prop[a]
+                lo, hi = resid.bounds[j]
+                x[j] = np.clip(0.5 * math.log(max(np.mean(z[resid._masks[a]] ** 2), 1e-300)),
+                               lo, hi)
+            sp, sa = resid.sigmas(x)
+            v = -float(np.sum(loglik_terms(f, self.dv, self.cens, sp, sa)))
+            return x, (v if math.isfinite(v) else PENALTY)
+        if len(resid) == 0:
+            sp, sa = resid.sigmas(x_res)
+            v = -float(np.sum(loglik_terms(f, self.dv, self.cens, sp, sa)))
+            return x_res, (v if math.isfinite(v) else PENALTY)
+
+        def nll(z):
+            sp, sa = self.resid.sigmas(z)
+            v = -np.sum(loglik_terms(f, self.dv, self.cens, sp, sa))
+            return v if math.isfinite(v) else PENALTY
+
+        r = optimize.minimize(nll, x_res, method="L-BFGS-B", bounds=self.resid.bounds)
+        return r.x, float(r.fun)
+
+    def levenberg_marquardt(self, x0, lo, hi, max_iter: int):
+        """Minimise the nll profiled over the error parameters by Levenberg-Marquardt.
+
+        With ``u_j = ln f_j(phi)`` and ``J = du/dphi`` (forward differences, one batch),
+        the gradient is ``J^T d1`` and the Gauss-Newton curvature ``J^T diag(d2) J`` with
+        ``d1_j, d2_j`` the derivatives of observation ``j``'s nll in ``u_j`` (exact
+        curvature of the Gaussian and of the M3 term, ``lambda (lambda + z) / W^2 >= 0``).
+        The error parameters are re-optimised at every accepted point (cheap: no solve).
+        Steps are projected onto the bounds. Returns an ``OptimizeResult``-like object.
+        """
+        n = self.n_par
+        h = self.fd_step if self.central else self.fd_step * 10
+        x = np.clip(np.array(x0, dtype=np.float64), lo, hi)
+        lam = 1e-2
+        f = self.preds(x[None, :])[0]
+        x[n:], fval = self._best_residual(f, x[n:])
+        status, nit, msg = False, 0, "maximum number of iterations reached"
+        if not np.all(np.isfinite(f)):
+            return optimize.OptimizeResult(x=x, fun=PENALTY, success=False, nit=0,
+                                           message="the model could not be solved at the start")
+        lams = np.array([1.0, 4.0, 16.0, 64.0])
+        while nit < max_iter:
+            nit += 1
+            u0 = np.log(np.maximum(f, 1e-30))
+            if self.central:
+                # central differences (closed-form models): the Jacobian is accurate near the
+                # optimum, where a forward difference's bias H h / 2 would stop the search
+                X = np.tile(x, (2 * n, 1))
+                X[:n, :n] += h * np.eye(n)
+                X[n:, :n] -= h * np.eye(n)
+                P = self.preds(X)
+                J = np.column_stack([(np.log(np.maximum(P[k], 1e-30))
+                                      - np.log(np.maximum(P[n + k], 1e-30))) / (2 * h)
+                                     for k in range(n)])
+            else:
+                X = np.tile(x, (n, 1))
+                step = np.where(x[:n] + h <= hi[:n], h, -h)
+                X[:, :n] += np.diag(step)
+                P = self.preds(X)
+                J = np.column_stack([(np.log(np.maximum(P[k], 1e-30)) - u0) / step[k]
+                                     for k in range(n)])
+            J[~np.isfinite(J)] = 0.0
+            _, d1, d2 = self._obs_derivs(u0, x[n:])
+            g = J.T @ d1
+            H = J.T @ (d2[:, None] * J)
+            free = ~(((x[:n] <= lo[:n]) & (g > 0)) | ((x[:n] >= hi[:n]) & (g < 0)))
+            if np.max(np.abs(g[free]), initial=0.0) < 1e-3:
+                status, msg = True, "gradient below 1e-3"
+                break
+            improved, small = False, False
+            for _ in range(4):
+                # four damping levels tried as one batch (parallel solves)
+                trials = []
+                for lm in lam * lams:
+                    A = H + lm * (np.diag(np.diag(H)) + 1e-9 * np.eye(n))
+                    try:
+                        delta = -np.linalg.solve(A, g)
+                    except np.linalg.LinAlgError:
+                        delta = -g / (lm * (1.0 + np.abs(np.diag(H))))
+                    xn = x.copy()
+                    xn[:n] = np.clip(x[:n] + delta, lo[:n], hi[:n])
+                    trials.append(xn)
+                FN = self.preds(np.array(trials))
+                best_k, best_v, best_r = -1, fval, None
+                for k, fn in enumerate(FN):
+                    if np.all(np.isfinite(fn)):
+                        xr, fv = self._best_residual(fn, x[n:])
+                        if fv < best_v:
+                            best_k, best_v, best_r = k, fv, xr
+                if best_k >= 0:
+                    improved = True
+                    small = fval - best_v < 1e-9 * max(1.0, abs(fval))
+                    x = trials[best_k]
+                    x[n:] = best_r
+                    f, fval = FN[best_k], best_v
+                    lam = max(lam * lams[best_k] / 4, 1e-7)
+                    break
+                lam *= 256
+            if not improved:
+                status, msg = True, "no further decrease (local minimum within tolerance)"
+                break
+            if small:
+                status, msg = True, "relative decrease below 1e-9"
+                break
+        return optimize.OptimizeResult(x=x, fun=fval, success=status, nit=nit, message=msg)
+
+    def descent_slopes(self, x, lo, hi, h: float = 1e-3) -> np.ndarray:
+        """Steepest one-sided descent of the nll along each search coordinate, ``max(0,
+        -(f(x + h e_i) - f(x)) / h, -(f(x - h e_i) - f(x)) / h)``, skipping steps outside the
+        bounds: the projected gradient's size at a smooth point, and 0 at a minimum on a
+        kink (``stein2019`` at ``Tmax`` = a sample time) or on a bound."""
+        n = len(x)
+        E = h * np.eye(n)
+        X = np.vstack([x[None, :], x + E, x - E])
+        v = self.nll_rows(X)
+        up = np.where(x + h <= hi, (v[0] - v[1:n + 1]) / h, 0.0)
+        down = np.where(x - h >= lo, (v[0] - v[n + 1:]) / h, 0.0)
+        return np.maximum(0.0, np.maximum(up, down))
+
+    def hessian(self, x, h: float) -> np.ndarray:
+        n = len(x)
+        E = h * np.eye(n)
+        rows = [x]
+        for i in range(n):
+            rows += [x + E[i], x - E[i]]
+        for i in range(n):
+            for j in range(i + 1, n):
+                rows += [x + E[i] + E[j], x + E[i] - E[j], x - E[i] + E[j], x - E[i] - E[j]]
+        v = self.nll_rows(np.array(rows))
+        H = np.empty((n, n))
+        f0 = v[0]
+        for i in range(n):
+            H[i, i] = (v[1 + 2 * i] - 2 * f0 + v[2 + 2 * i]) / h ** 2
+        k = 1 + 2 * n
+        for i in range(n):
+            for j in range(i + 1, n):
+                H[i, j] = H[j, i] = (v[k] - v[k + 1] - v[k + 2] + v[k + 3]) / (4 * h * h)
+                k += 4
+        return H
