@@ -119,7 +119,9 @@ def test_hsct_is_decided_per_realisation():
     for v in ("t_cd7neg", "t_cd7pos", "car_total"):
         got = ds[v].isel(patient=0).sel(time=[59.0, 60.0, 62.0]).mean("replicate").values
         ref = ode[v].isel(patient=0).sel(time=[59.0, 60.0, 62.0]).values
-        np.testing.assert_allclose(got, ref, rtol=0.02, atol=1.0, err_msg=v)  # < 1 cell: 0
+        # 2% of large counts; a few hundred cells differ by Poisson noise (mean of 3 runs)
+        tol = np.maximum(0.02 * ref, 4.0 * np.sqrt(ref / 3.0)) + 1.0  # < 1 cell: 0
+        assert (np.abs(got - ref) <= tol).all(), (v, got, ref)
     never = Scenario(output=OutputOptions(t_end=4.0),
                      regimen=Regimen(hsct_day=2.0, hsct_criterion="cr"))
     ds = simulate_stochastic(never, replicates=3, seed=2)  # 40% blasts on day 2: no CR
