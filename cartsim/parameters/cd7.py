@@ -6,7 +6,7 @@ assumptions; values chosen so that the default patient reproduces the
 qualitative course of CD7 CAR-T trials (expansion peak day 7-21, marrow
 remission by day 28, T-cell aplasia of CD7+ cells, cytokine peak in the first
 two weeks) are marked "assumption (calibrated): ..." with the fact they were
-tuned to. Full references are in ``../shared/science/parameters.md`` and the
+tuned to. Full references are in ``science/parameters.md`` (in the repository) and the
 README.
 
 The order of this list is the kernel's parameter layout

@@ -1,6 +1,6 @@
 """The default scenario looks like a CD7 CAR-T patient (qualitative calibration, issue 2).
 
-Facts from CD7 CAR-T trials (../shared/science/targets.md): peak CAR copies 3e3-3e5
+Facts from CD7 CAR-T trials (science/targets.md): peak CAR copies 3e3-3e5
 copies/ug between day 7 and day 21 (NCT05290155: median 62,390, day 12, range 10-21);
 marrow blasts < 5% by day 28 (CR 90-100%: Pan 2021, Lu 2022); CD7+ normal T cells
 depleted while CD7- T cells expand (Pan 2021); cytokines peak in the first two weeks
