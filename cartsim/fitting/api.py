@@ -22,7 +22,9 @@ def fit(data: str | Path | Observations, parameters: Sequence[str] | None = None
     ----------
     data : a CSV file in the format of :mod:`cartsim.fitting.data`, or the
         :class:`~cartsim.fitting.data.Observations` read from one.
-    parameters : model parameters to estimate (overrides ``options.parameters``).
+    parameters : model parameters to estimate (overrides ``options.parameters``); for
+        ``cd7`` also the patient-level ``marrow_blast_pct``, ``blast_growth_per_day``,
+        ``cd7neg_blast_fraction``, ``cd7_density`` (:mod:`cartsim.fitting.scenario_parameters`).
     model : ``cd7`` or ``stein2019`` (used when ``base`` is not given).
     method : ``individual`` (maximum likelihood for one patient) or ``population``
         (nonlinear mixed effects by SAEM); default ``options.method`` (``individual``).

@@ -30,10 +30,16 @@ Columns
     4     ``marrow_blast_pct``   %           %, fraction (x100)
     5-8   ``il6``, ``il10``,     pg/mL       pg/mL, ng/L, ng/mL (x1000), ug/L (x1000)
           ``ifng``, ``tnfa``
+    9     ``blast_per_ul``       cells/uL    as car_cells_per_ul (blood blasts, CD7+ and CD7-)
+    10    ``blast_cd7pos_per_ul``  cells/uL  as car_cells_per_ul (CD7+ blood blasts)
+    11    ``blast_cd7neg_per_ul``  cells/uL  as car_cells_per_ul (CD7- blood blasts)
+    12    ``blast_cd7neg_pct``   %           %, fraction (x100) (CD7- share of all blasts)
     ====  =====================  ==========  ==================================================
 
     Aliases: ``qpcr`` = car_copies_per_ug, ``flow_pct`` = car_pct_of_t,
-    ``flow_abs`` = car_cells_per_ul, ``blasts`` = marrow_blast_pct.
+    ``flow_abs`` = car_cells_per_ul, ``blasts`` = marrow_blast_pct, ``blood_blasts`` =
+    blast_per_ul. The blast analytes are outputs of the ``cd7`` model (blood blasts are the
+    circulating fraction ``f_blood_blast`` of all blasts, :mod:`cartsim.parameters.cd7`).
 ``UNIT`` (required)
     Unit of ``DV`` (observation rows) or of ``AMT`` (dose rows).
 ``LLOQ``
@@ -130,11 +136,19 @@ ANALYTES: dict[str, Analyte] = {a.name: a for a in [
     Analyte("il10", 6, "pg/mL", "interleukin-10 (plasma)", _CYTO),
     Analyte("ifng", 7, "pg/mL", "interferon-gamma (plasma)", _CYTO),
     Analyte("tnfa", 8, "pg/mL", "tumour necrosis factor alpha (plasma)", _CYTO),
+    Analyte("blast_per_ul", 9, "cells/uL", "blasts per uL blood, CD7+ and CD7- (flow)",
+            _factors(COUNT_UNITS)),
+    Analyte("blast_cd7pos_per_ul", 10, "cells/uL", "CD7-positive blasts per uL blood (flow)",
+            _factors(COUNT_UNITS)),
+    Analyte("blast_cd7neg_per_ul", 11, "cells/uL", "CD7-negative blasts per uL blood (flow)",
+            _factors(COUNT_UNITS)),
+    Analyte("blast_cd7neg_pct", 12, "%", "CD7-negative blasts as % of all blasts (flow)", _PCT),
 ]}
 """Analyte name -> DVID, canonical unit and accepted units (unit -> factor to canonical)."""
 
 _ALIASES = {"qpcr": "car_copies_per_ug", "flow_pct": "car_pct_of_t",
-            "flow_abs": "car_cells_per_ul", "blasts": "marrow_blast_pct"}
+            "flow_abs": "car_cells_per_ul", "blasts": "marrow_blast_pct",
+            "blood_blasts": "blast_per_ul"}
 _BY_DVID = {a.dvid: a.name for a in ANALYTES.values()}
 
 DOSE_DRUGS: dict[str, dict[str, tuple[float, bool]]] = {

@@ -21,9 +21,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from cartsim.fitting.data import ANALYTES, Observations
+from cartsim.fitting.scenario_parameters import scenario_parameters
 from cartsim.models import get_model
-from cartsim.parameters.base import ParameterError
-from cartsim.scenario import ModelConfig, OutputOptions, Scenario, ScenarioError
+from cartsim.parameters.base import Parameter, ParameterError
+from cartsim.scenario import OutputOptions, Scenario, ScenarioError
+from cartsim.sweep.axes import Axis, apply_point
 
 __all__ = ["ForwardModel"]
 
@@ -36,7 +38,9 @@ class ForwardModel:
     data : the observations (their patients, times and analytes).
     scenarios : one scenario per patient (``data.scenarios(base)``); all with the same model.
     parameters : names of the parameters that :meth:`predict` sets (other
-        parameters keep the scenario's values).
+        parameters keep the scenario's values): model parameters, or for ``cd7`` the
+        patient-level scenario fields of :mod:`cartsim.fitting.scenario_parameters`
+        (baseline marrow blasts, blast growth, CD7-negative fraction, CD7 density).
     method, rtol : ODE solver settings for the fit (``bdf`` at ``1e-8`` keeps
         finite-difference derivatives smooth at a low cost).
     """
@@ -50,10 +54,14 @@ class ForwardModel:
         self.model = get_model(self.model_name)
         self.parameters = list(parameters)
         pset = self.model.parameters
+        self.scenario_fields = scenario_parameters(self.model_name)
         for name in self.parameters:
-            if name not in pset:
+            if name not in pset and name not in self.scenario_fields:
+                fields = (f"; patient-level: {', '.join(self.scenario_fields)}"
+                          if self.scenario_fields else "")
                 raise ScenarioError(f"fit.parameters: {name!r} is not a parameter of model "
-                                    f"{self.model_name!r}; accepted: {', '.join(pset)}")
+                                    f"{self.model_name!r}; accepted: {', '.join(pset)}{fields}")
+        self._axes = [self._axis(n) for n in self.parameters]
         available = set(self._output_names())
         for a in data.analytes:
             if a not in available:
@@ -86,19 +94,40 @@ class ForwardModel:
             return list(LEVEL_ANALYTES)
         return [*_CD7_OBSERVABLES, *self.model.state_names]
 
+    def _axis(self, name: str) -> Axis:
+        """Where a fitted name lands in a scenario: a model parameter or a scenario field."""
+        if name in self.scenario_fields:
+            key, spec = self.scenario_fields[name]
+            section, fld = key.split(".")
+            return Axis(name, "field", section, fld, spec.unit, spec.description)
+        spec = self.model.parameters[name]
+        return Axis(name, "param", "model", name, spec.unit, spec.description)
+
+    def spec(self, name: str) -> Parameter:
+        """Bounds, unit and source of fitted name ``name``: the model's parameter, or the
+        patient-level scenario field (:mod:`cartsim.fitting.scenario_parameters`)."""
+        if name in self.scenario_fields:
+            return self.scenario_fields[name].spec
+        return self.model.parameters[name]
+
     def parameter_unit(self, name: str) -> str:
-        """Unit of parameter ``name`` in this fit: the parameter set's, except for the
-        ``stein2019`` level parameters, which take the unit of the fitted analyte."""
+        """Unit of parameter ``name`` in this fit: the parameter set's (or the scenario
+        field's), except for the ``stein2019`` level parameters, which take the unit of the
+        fitted analyte."""
         if self.level_unit is not None:
             from cartsim.models.stein2019 import LEVEL_PARAMETERS
 
             if name in LEVEL_PARAMETERS:
                 return self.level_unit
-        return self.model.parameters[name].unit
+        return self.spec(name).unit
 
-    def base_value(self, name: str) -> float:
-        """The value of parameter ``name`` in patient 0's scenario (override or default)."""
-        return float(self.scenarios[0].model.params.get(name, self.model.parameters[name].value))
+    def base_value(self, name: str, patient: int = 0) -> float:
+        """The value of ``name`` in a patient's scenario (override, covariate or default)."""
+        sc = self.scenarios[patient]
+        if name in self.scenario_fields:
+            section, fld = self.scenario_fields[name].key.split(".")
+            return float(getattr(getattr(sc, section), fld))
+        return float(sc.model.params.get(name, self.model.parameters[name].value))
 
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, patients: Sequence[int], values: np.ndarray) -> list[np.ndarray]:
@@ -124,9 +153,9 @@ class ForwardModel:
         return self._ode(patients, values)
 
     def _scenario(self, i: int, v: np.ndarray) -> Scenario:
-        sc = self.scenarios[i]
-        params = {**sc.model.params, **{n: float(x) for n, x in zip(self.parameters, v)}}
-        return dataclasses.replace(sc, model=ModelConfig(name=self.model_name, params=params))
+        """Patient ``i``'s scenario with the fitted values ``v`` (model parameters and
+        scenario fields), validated by the scenario's own checks."""
+        return apply_point(self.scenarios[i], self._axes, [float(x) for x in v])
 
     def _stein_setup(self) -> None:
         """Per patient: the kernel parameter vector of its scenario and its dosing days;
@@ -216,5 +245,6 @@ class ForwardModel:
 
 
 _CD7_OBSERVABLES = ("car_copies_per_ug", "car_cells_per_ul", "car_pct_of_t", "car_total",
-                    "marrow_blast_pct", "blast_cd7neg_pct", "t_cd7pos_per_ul", "t_cd7neg_per_ul",
+                    "marrow_blast_pct", "blast_cd7neg_pct", "blast_per_ul", "blast_cd7pos_per_ul",
+                    "blast_cd7neg_per_ul", "t_cd7pos_per_ul", "t_cd7neg_per_ul",
                     "anc_per_ul", "wbc_per_ul", "flu_conc", "cy_conc")

@@ -123,7 +123,9 @@ class IndividualFit:
     Parameters
     ----------
     parameters : names of the model parameters to estimate (others keep the
-        scenario's values).
+        scenario's values); for ``cd7`` also the patient-level scenario fields
+        ``marrow_blast_pct``, ``blast_growth_per_day``, ``cd7neg_blast_fraction``,
+        ``cd7_density`` (:mod:`cartsim.fitting.scenario_parameters`).
     model : ``cd7`` or ``stein2019`` (ignored when ``base`` is given: its model is used).
     base : scenario every patient starts from (covariates and doses of the data
         replace its fields); default ``Scenario(model=ModelConfig(model))``.
@@ -175,7 +177,8 @@ class IndividualFit:
     message_ : the failed checks in words (or the optimiser's message).
     n_hits_ : local runs that reached the best optimum (within ``reproduce_tol``).
     local_nll_ : final -LL of every local run; ``grad_`` projected gradient at the optimum.
-    nca_ : the non-compartmental read of the data (:mod:`cartsim.fitting.nca`).
+    nca_ : the non-compartmental read of the CAR-T curve (the first ``car_*`` analyte of the
+        data, else its first analyte; :mod:`cartsim.fitting.nca`).
     nfev_ : model evaluations (patient solves) in total.
     predictions_ : predicted observations at the estimate.
     patient_id_ : the patient fitted.
@@ -233,12 +236,11 @@ class IndividualFit:
         base = self.base or Scenario(model=ModelConfig(name=self.model))
         fm = ForwardModel(one, one.scenarios(base), self.parameters, method=self.method,
                           rtol=self.rtol)
-        pset = fm.model.parameters
         for name in self.profile:
             if name not in self.parameters:
                 raise ScenarioError(f"fit.profile: {name!r} is not among fit.parameters "
                                     f"({', '.join(self.parameters)})")
-        tfs = [default_transform(pset[n].lower, pset[n].upper, self.transforms.get(n))
+        tfs = [default_transform(fm.spec(n).lower, fm.spec(n).upper, self.transforms.get(n))
                for n in self.parameters]
         scale = {a: float(np.median(one.dv[one.analyte == a])) for a in one.analytes}
         resid = ResidualModel(one.analytes, self.error, one.analyte, scale,
@@ -257,7 +259,10 @@ class IndividualFit:
         x0 = np.concatenate([[t.to_search(v) for t, v in zip(tfs, start_theta)], resid.start])
         x0 = np.clip(x0, lo, hi)
         pset = fm.model.parameters
-        self.nca_ = nca_read(one.time, one.dv, one.cens)
+        # the CAR-T curve: with blast analytes in the data, their values are another curve
+        car = [a for a in one.analytes if a.startswith("car_")] or one.analytes
+        m = one.analyte == car[0]
+        self.nca_ = nca_read(one.time[m], one.dv[m], one.cens[m])
         guess = start_values(fm.model_name, self.nca_,
                              {n: (pset[n].lower, pset[n].upper) for n in pset})
         centres = [x0]

@@ -108,7 +108,8 @@ class PopulationFit(SAEMEstimates):
     Parameters
     ----------
     parameters : model parameters with a typical value and a log-normal (or
-        logit-normal) random effect each.
+        logit-normal) random effect each; for ``cd7`` also the patient-level scenario
+        fields of :mod:`cartsim.fitting.scenario_parameters`.
     model, base, error, transforms, init : as :class:`~cartsim.fitting.individual.IndividualFit`.
     omega_init : smallest starting SD of the random effects (search units), per parameter or
         one value.
@@ -244,11 +245,10 @@ class PopulationFit(SAEMEstimates):
         base = self.base or Scenario(model=ModelConfig(name=self.model))
         fm = ForwardModel(data, data.scenarios(base), self.parameters, method=self.method,
                           rtol=self.rtol)
-        pset = fm.model.parameters
         self._fm = fm
         self._base = base
-        self._tfs = [default_transform(pset[n].lower, pset[n].upper, self.transforms.get(n))
-                     for n in self.parameters]
+        self._tfs = [default_transform(fm.spec(n).lower, fm.spec(n).upper,
+                                       self.transforms.get(n)) for n in self.parameters]
         scale = {a: float(np.median(data.dv[data.analyte == a])) for a in data.analytes}
         self._resid = ResidualModel(data.analytes, self.error, data.analyte, scale,
                                     floor=self.sigma_floor, fixed=self.sigma_fixed)

@@ -12,9 +12,13 @@ __all__ = ["format_table", "parameter_rows", "parameter_csv"]
 
 
 def _unit_and_source(fit, name: str) -> tuple[str, str]:
-    pset = fit._fm.model.parameters
-    if name in pset:
-        return fit._fm.parameter_unit(name), f"estimated; prior/default: {pset[name].source}"
+    fm = fit._fm
+    if name in fm.scenario_fields:
+        return fm.parameter_unit(name), (f"estimated patient-level {fm.scenario_fields[name].key}"
+                                         f" (start: the patient's value); bounds: "
+                                         f"{fm.spec(name).source}")
+    if name in fm.model.parameters:
+        return fm.parameter_unit(name), f"estimated; prior/default: {fm.spec(name).source}"
     if name.startswith("sigma_prop_"):
         return "1", "estimated: SD of ln(observation)"
     if name.startswith("sigma_add_"):

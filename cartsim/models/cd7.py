@@ -318,6 +318,14 @@ class Cd7Model(Model):
             "blast_cd7neg_pct": Observable(
                 100.0 * np.divide(b0, blasts, out=np.zeros_like(b0), where=blasts > 0), "%",
                 "CD7-negative share of blasts (0 when no blast is left)"),
+            # blood blasts: the fraction f_blood_blast of either phenotype circulates
+            "blast_per_ul": Observable(blast_ul, "cells/uL",
+                                       "blasts per uL blood, CD7+ and CD7- (flow)"),
+            "blast_cd7pos_per_ul": Observable(
+                phys["f_blood_blast"] * extinct_absorbing(y[..., K.S_B7]) / bv_ul, "cells/uL",
+                "CD7-positive blasts per uL blood (flow)"),
+            "blast_cd7neg_per_ul": Observable(phys["f_blood_blast"] * b0 / bv_ul, "cells/uL",
+                                              "CD7-negative blasts per uL blood (flow)"),
             "em_volume_cm3": Observable(
                 extinct_absorbing(y[..., K.S_L]) / phys["cells_per_cm3"] * col(p[:, K.D_EMPRES]),
                 "cm3",
