@@ -169,8 +169,9 @@ class EndpointSettings:
     em_pd_volume_ratio : -, extramedullary PD: volume >= this multiple of the nadir; SPD
         increase >= 50% from nadir (Cheson 2014): 1.5^1.5.
     crs_il6_thresholds_pg_ml : pg/mL, SURROGATE CRS grade k = number of thresholds the
-        post-infusion IL-6 peak reaches (grades 1..4). Assumption: grade 1 at 35 (above the
-        < 10 pg/mL of health, the fever range), grade 3 from 1000 (severe CRS has peak IL-6
+        post-infusion IL-6 peak reaches (grades 1..4). Assumption: grade 1 at 20 (4x the
+        healthy 5 pg/mL, the fever range; set by hand so that any-grade CRS reaches the
+        86-100% of the CD7 CAR-T trials, 35 gave 75-84%), grade 3 from 1000 (severe CRS has peak IL-6
         an order of magnitude above mild CRS: Teachey et al. 2016 Cancer Discov 6:664; Hay
         et al. 2017 Blood 130:2295); to be recalibrated to trial CRS incidences.
     icans_il6_thresholds_pg_ml, icans_ifng_thresholds_pg_ml : pg/mL, SURROGATE ICANS grade
@@ -202,7 +203,7 @@ class EndpointSettings:
     em_pr_volume_ratio: float = 0.3535533905932738
     em_pd_volume_ratio: float = 1.8371173070873836
     crs_il6_thresholds_pg_ml: list[float] = field(
-        default_factory=lambda: [35.0, 250.0, 1000.0, 4000.0])
+        default_factory=lambda: [20.0, 250.0, 1000.0, 4000.0])
     icans_il6_thresholds_pg_ml: list[float] = field(
         default_factory=lambda: [250.0, 1000.0, 4000.0, 10000.0])
     icans_ifng_thresholds_pg_ml: list[float] = field(
