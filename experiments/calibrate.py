@@ -1,44 +1,157 @@
-"""Check (default) or fit (``--fit``) the cd7 defaults against the published trial figures.
+"""Calibrate the cd7 model and population to the published CD7 CAR-T trials.
 
-Usage::
+Usage (``.venv/bin/python experiments/calibrate.py [mode] [--config FILE] [override ...]``)::
 
-    .venv/bin/python experiments/calibrate.py [--fit] [--config experiments/calibration.yaml]
-                                             [override ...]
+    calibrate.py                    check the current defaults: one row per target with z
+    calibrate.py --params best.yaml check a parameter file written by --fit
+    calibrate.py --design N         run (or resume, or extend) the Sobol design to N points
+    calibrate.py --fit              Nelder-Mead from the best design points; writes best.yaml
+    calibrate.py --loto             leave-one-trial-out table and its coverage check
+    calibrate.py --loto --refine-iter 10
+                                    ... with a short refinement without each held-out trial
+    calibrate.py --ensemble         write the plausible parameter sets (ensemble.csv)
+    calibrate.py --ensemble --propagate trial_pan2021
+                                    run a trial over the ensemble: cohort and model intervals
 
-Prints one row per target (observed figure, accepted interval, simulated figure) and,
-with ``--fit``, the best values found; copy them into ``cartsim/parameters/cd7.py``,
-``conf/`` and the population/endpoint defaults to ship them. Extra arguments are Hydra
-overrides applied to every trial (e.g. ``+model.params.rho_max=0.7``).
+Settings come from ``experiments/calibration.yaml``; results go to its ``output_dir``.
+Extra arguments are Hydra overrides applied to every trial (e.g. ``+model.params.rho_max=0.7``).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import yaml
 
-from cartsim.calibration import calibrate, evaluate, format_rows
+from cartsim.calibration import (
+    TARGETS,
+    Space,
+    coverage,
+    ensemble,
+    evaluate,
+    format_loto,
+    format_propagation,
+    format_rows,
+    leave_one_trial_out,
+    loglik_matrix,
+    propagate,
+    provenance,
+    read_ensemble,
+    refine,
+    refine_out_of_sample,
+    run_design,
+    write_best,
+    write_ensemble,
+)
+from cartsim.calibration.design import DesignStore, check_model
+from cartsim.calibration.run import shipped_value
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fit", action="store_true", help="search the free values")
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.splitlines()[2:]))
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--design", type=int, metavar="N", help="run/resume the design to N points")
+    mode.add_argument("--fit", action="store_true", help="refine from the best design points")
+    mode.add_argument("--loto", action="store_true", help="leave-one-trial-out table")
+    mode.add_argument("--ensemble", action="store_true", help="write the plausible parameter sets")
+    ap.add_argument("--propagate", metavar="EXPERIMENT",
+                    help="with --ensemble: run this trial experiment over the ensemble")
+    ap.add_argument("--refine-iter", type=int, default=0, metavar="K",
+                    help="with --loto: a K-simulation refinement without each held-out trial")
+    ap.add_argument("--params", help="a best.yaml whose overrides the check applies")
+    ap.add_argument("--replicates", type=float, help="override the config's replicates")
     ap.add_argument("--config", default=str(Path(__file__).with_name("calibration.yaml")))
     ap.add_argument("overrides", nargs="*", help="Hydra overrides applied to every trial")
-    args = ap.parse_args()
+    return ap
+
+
+def main(argv=None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.propagate and not args.ensemble:
+        parser.error("--propagate goes with --ensemble")
+    if args.refine_iter and not args.loto:
+        parser.error("--refine-iter goes with --loto")
     cfg = yaml.safe_load(Path(args.config).read_text())
+    reps = float(args.replicates or cfg["replicates"])
     fixed = [*cfg.get("fixed", []), *args.overrides]
+    space = Space.from_config(cfg["free"], resolve=shipped_value)
+    out = ROOT / cfg["output_dir"]
+    store = out / cfg["design"]["file"]
+    ens_cfg = cfg["ensemble"]
+    cfg = {**cfg, "replicates": reps, "fixed": fixed}  # what was run, for the provenance
+
+    if args.design is not None:
+        df = run_design(space, args.design, store, seed=int(cfg["design"]["seed"]),
+                        replicates=reps, fixed=fixed)
+        print(f"{len(df)} points in {store}")
+        return
+    if args.fit or args.loto or args.ensemble:
+        if not store.exists():
+            sys.exit(f"no design at {store}: run --design N first")
     if args.fit:
-        free = {k: tuple(float(x) for x in v) for k, v in cfg["free"].items()}
-        best, rows = calibrate(free, replicates=int(cfg["replicates"]),
-                               maxiter=int(cfg["maxiter"]), fixed=fixed)
-        print("best values:")
-        for k, v in best.items():
-            print(f"  {k}={v:.4g}")
-    else:
-        rows = evaluate(fixed, replicates=int(cfg["replicates"]))
-    print(format_rows(rows))
+        df = refine(space, store, starts=int(cfg["fit"]["starts"]),
+                    maxiter=int(cfg["fit"]["maxiter"]), replicates=reps, fixed=fixed)
+        ll = loglik_matrix(df).sum(axis=1)
+        best = df.iloc[int(ll.argmax())]
+        x = best[list(space.keys)].to_numpy(float)
+        rows = evaluate(fixed, free=space.overrides(x), replicates=reps)
+        print(format_rows(rows))
+        path = write_best(space, x, out / "best.yaml",
+                          provenance(cfg, point=int(best["id"]), source=str(best["source"])),
+                          rows)
+        print(f"best point {int(best['id'])} ({best['source']}) written to {path}")
+        return
+    if args.loto:
+        df = _frame(store)
+        rows = leave_one_trial_out(df)
+        if args.refine_iter:
+            _warn(check_model(DesignStore.open(store, TARGETS).meta, "--loto --refine-iter",
+                              strict=False))
+            rows = refine_out_of_sample(df, space, rows, maxiter=args.refine_iter,
+                                        replicates=reps, fixed=fixed)
+        cover = coverage(df, cut=float(ens_cfg["cut"]), fallback=int(ens_cfg["fallback"]))
+        print(format_loto(rows, cover))
+        return
+    if args.ensemble:
+        df = _frame(store)
+        members = ensemble(df, space, cut=float(ens_cfg["cut"]),
+                           fallback=int(ens_cfg["fallback"]))
+        meta = DesignStore.open(store, TARGETS).meta
+        path = write_ensemble(members, out / "ensemble.csv",
+                              provenance(cfg, design_points=len(df), model=meta["model"]))
+        note = "" if members.attrs["cut_met"] else (
+            f" (no point has max |z| < {ens_cfg['cut']}: the {len(members)} least implausible "
+            "were kept)")
+        print(f"{len(members)} of {members.attrs['candidates']} candidate points (design and best "
+              f"refined) in the ensemble{note}: {path}")
+        if args.propagate:
+            _warn(check_model(meta, "--propagate", strict=False))
+            members, _ = read_ensemble(path)
+            print(format_propagation(propagate(
+                args.propagate, members, space, replicates=reps, fixed=fixed,
+                k=int(ens_cfg["members"]))))
+        return
+    params = []
+    if args.params:
+        params = [f"{k}={v}" for k, v in
+                  yaml.safe_load(Path(args.params).read_text())["overrides"].items()]
+    print(format_rows(evaluate(fixed, free=params, replicates=reps)))
+
+
+def _warn(message: str) -> None:
+    if message:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def _frame(store: Path):
+    return DesignStore.open(store, TARGETS).frame()
 
 
 if __name__ == "__main__":

@@ -171,9 +171,9 @@ class EndpointSettings:
     crs_il6_thresholds_pg_ml : pg/mL, SURROGATE CRS grade k = number of thresholds the
         post-infusion IL-6 peak reaches (grades 1..4). Assumption: grade 1 at 20 (4x the
         healthy 5 pg/mL, the fever range; set by hand so that any-grade CRS reaches the
-        86-100% of the CD7 CAR-T trials, 35 gave 75-84%), grade 3 from 1000 (severe CRS has peak IL-6
-        an order of magnitude above mild CRS: Teachey et al. 2016 Cancer Discov 6:664; Hay
-        et al. 2017 Blood 130:2295); to be recalibrated to trial CRS incidences.
+        86-100% of the CD7 CAR-T trials, 35 gave 75-84%), grade 3 from 1000 (severe CRS
+        has peak IL-6 an order of magnitude above mild CRS: Teachey et al. 2016 Cancer
+        Discov 6:664; Hay et al. 2017 Blood 130:2295).
     icans_il6_thresholds_pg_ml, icans_ifng_thresholds_pg_ml : pg/mL, SURROGATE ICANS grade
         k = the lower of the grades the IL-6 and the IFN-gamma peaks reach on these
         thresholds, and 0 without CRS. Assumption: ICANS follows severe CRS and high
