@@ -72,8 +72,9 @@ class DeathModel:
     leukemia_em_v50_cm3 : cm3, extramedullary volume adding as much relative burden as
         ``leukemia_f50`` of marrow; assumption: 250 cm3 (a ~7.8 cm bulky mediastinal mass,
         where airway/vessel compression threatens life).
-    neutropenia_hazard_per_day : 1/day while ANC < 500/uL; assumption: 0.001/day, ~3%
-        infection deaths per month of grade-4 neutropenia.
+    neutropenia_hazard_per_day : 1/day while ANC < 500/uL; assumption (calibrated
+        2026-12-07, experiments/calibration_results/best.yaml; prior range 3e-4 to 1e-2):
+        0.0014/day, ~4% infection deaths per month of grade-4 neutropenia.
     aplasia_hazard_per_day : 1/day while CD7+ T cells are aplastic; assumption (calibrated):
         6e-4/day, ~35% over two years of lasting aplasia, set so that the virtual Pan 2021 /
         Tan 2023 cohort reaches the reported 24-month PFS 36.8% and OS 42.3% (infection
@@ -99,7 +100,7 @@ class DeathModel:
     leukemia_f50: float = 0.25
     leukemia_hill: float = 2.0
     leukemia_em_v50_cm3: float = 250.0
-    neutropenia_hazard_per_day: float = 0.001
+    neutropenia_hazard_per_day: float = 0.0014
     aplasia_hazard_per_day: float = 6e-4
     leukemia_onset_day: float = 14.0
     neutropenia_ramp_days: float = 7.0
