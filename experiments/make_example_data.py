@@ -22,11 +22,12 @@ import numpy as np
 from cartsim.fitting.synthetic import AssayDesign, simulate_observations
 from cartsim.io import write_text
 from cartsim.models.stein2019 import closed_form
+from cartsim.parameters.cd7 import CD7_PARAMETERS
 from cartsim.parameters.stein2019 import STEIN2019
 from cartsim.scenario import Patient, Regimen, Scenario
 
 N_PATIENTS = 20
-TYPICAL = {"rho_max": 0.65, "delta_e": 0.16, "k_em": 0.03, "delta_m": 0.0032}
+TYPICAL = {k: CD7_PARAMETERS[k].value for k in ("rho_max", "delta_e", "k_em", "delta_m")}
 """True typical values = the cd7 defaults (cartsim.parameters.cd7, with their sources)."""
 OMEGA = {"rho_max": 0.25, "delta_e": 0.3, "k_em": 0.4, "delta_m": 0.8}
 """SD of ln(parameter) across patients; assumption: of the order of Stein 2019's IIV
