@@ -28,7 +28,8 @@ def test_help_lists_groups_and_options(tmp_path):
     proc = run_cli("--help", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "cartsim: simulate CD7-targeted CAR-T therapy" in proc.stdout
-    assert "product: ko, ko_donor, nanobody, nanobody_donor, ns7car, ns7car_donor" in proc.stdout
+    assert ("product: allo_ko, ko, ko_donor, nanobody, nanobody_donor, ns7car, ns7car_donor"
+            in proc.stdout)
     assert "regimen: flu_cy, flu_cy_high, flu_cy_low" in proc.stdout
     assert not any(tmp_path.iterdir())
 

@@ -42,6 +42,7 @@ GROUPS = ("product", "disease", "regimen")
 FIELD_UNITS: dict[str, tuple[str, str]] = {
     "product.residual_cd7": ("1", "surface CD7 on CAR-T cells relative to a normal CD7+ T cell"),
     "product.donor_derived": ("1", "donor-derived product (True) or autologous (False)"),
+    "product.allogeneic": ("1", "allogeneic off-the-shelf product rejected by the host (True)"),
     "product.memory_fraction": ("1", "fraction of the CAR+ dose entering the memory pool"),
     "product.exhausted_fraction": ("1", "fraction of the CAR+ dose entering the exhausted pool"),
     "product.vcn": ("copies/cell", "CAR vector copies per CAR+ cell"),
@@ -74,6 +75,7 @@ FIELD_UNITS: dict[str, tuple[str, str]] = {
     "regimen.reinfusion_dose_per_kg": ("cells/kg", "CAR+ cells per kg per re-infusion"),
     "regimen.hsct_day": ("day", "day of consolidative allogeneic HSCT"),
     "regimen.hsct_criterion": ("1", "who receives the HSCT"),
+    "regimen.hsct_conditioning": ("1", "conditioning before the HSCT (True) or none (False)"),
 }
 """Sweepable scalar fields -> (CF unit, long name). A test keeps it in step with the schema."""
 
