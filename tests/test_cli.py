@@ -113,9 +113,11 @@ def stand_in_simulate(monkeypatch):
     simulate_module.simulate = simulate
     summary_module = types.ModuleType("cartsim.summary")
     summary_module.format_summary = lambda ds: f"peak CAR-T {float(ds.car_t.max()):.3g} cells"
+    # patch the attribute first: looking up the old value runs the lazy export, which must
+    # resolve to (and restore) the real function, not the stand-in module below
+    monkeypatch.setattr(cartsim, "simulate", simulate, raising=False)
     monkeypatch.setitem(sys.modules, "cartsim.simulation", simulate_module)
     monkeypatch.setitem(sys.modules, "cartsim.summary", summary_module)
-    monkeypatch.setattr(cartsim, "simulate", simulate, raising=False)
     return calls
 
 
