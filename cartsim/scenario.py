@@ -124,7 +124,7 @@ class Disease:
     blast_growth_per_day: float = 0.04
     cd7_density: float = 1.0
     em_volume_cm3: float = 0.0
-    em_access: float = 0.14
+    em_access: float = 0.095
 
     def __post_init__(self) -> None:
         _range("disease.blast_growth_per_day", self.blast_growth_per_day, 0.0, 2.0)

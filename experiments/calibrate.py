@@ -85,6 +85,12 @@ def main(argv=None) -> None:
     out = ROOT / cfg["output_dir"]
     store = out / cfg["design"]["file"]
     ens_cfg = cfg["ensemble"]
+    excluded = list(cfg.get("exclude_from_fit", []))
+    unknown = sorted(set(excluded) - {t.key for t in TARGETS})
+    if unknown:
+        sys.exit(f"calibration.yaml: exclude_from_fit={unknown} is not accepted: expected "
+                 "target keys (experiment/statistic) of cartsim.calibration.TARGETS")
+    fit_targets = [t for t in TARGETS if t.key not in excluded]  # the objective
     cfg = {**cfg, "replicates": reps, "fixed": fixed}  # what was run, for the provenance
 
     if args.design is not None:
@@ -96,9 +102,9 @@ def main(argv=None) -> None:
         if not store.exists():
             sys.exit(f"no design at {store}: run --design N first")
     if args.fit:
-        df = refine(space, store, starts=int(cfg["fit"]["starts"]),
+        df = refine(space, store, starts=int(cfg["fit"]["starts"]), objective=fit_targets,
                     maxiter=int(cfg["fit"]["maxiter"]), replicates=reps, fixed=fixed)
-        ll = loglik_matrix(df).sum(axis=1)
+        ll = loglik_matrix(df, fit_targets).sum(axis=1)
         best = df.iloc[int(ll.argmax())]
         x = best[list(space.keys)].to_numpy(float)
         rows = evaluate(fixed, free=space.overrides(x), replicates=reps)
@@ -110,18 +116,20 @@ def main(argv=None) -> None:
         return
     if args.loto:
         df = _frame(store)
-        rows = leave_one_trial_out(df)
+        rows = leave_one_trial_out(df, fit_targets)
         if args.refine_iter:
             _warn(check_model(DesignStore.open(store, TARGETS).meta, "--loto --refine-iter",
                               strict=False))
-            rows = refine_out_of_sample(df, space, rows, maxiter=args.refine_iter,
+            rows = refine_out_of_sample(df, space, rows, targets=fit_targets,
+                                        maxiter=args.refine_iter,
                                         replicates=reps, fixed=fixed)
-        cover = coverage(df, cut=float(ens_cfg["cut"]), fallback=int(ens_cfg["fallback"]))
+        cover = coverage(df, fit_targets, cut=float(ens_cfg["cut"]),
+                         fallback=int(ens_cfg["fallback"]))
         print(format_loto(rows, cover))
         return
     if args.ensemble:
         df = _frame(store)
-        members = ensemble(df, space, cut=float(ens_cfg["cut"]),
+        members = ensemble(df, space, fit_targets, cut=float(ens_cfg["cut"]),
                            fallback=int(ens_cfg["fallback"]))
         meta = DesignStore.open(store, TARGETS).meta
         path = write_ensemble(members, out / "ensemble.csv",

@@ -285,13 +285,17 @@ def z_matrix(df: pd.DataFrame, targets: Sequence[Target] = TARGETS) -> np.ndarra
 
 def refine(space: Space, path, *, starts: int = 2, maxiter: int = 30, replicates: float = 5,
            fixed: Sequence[str] = (), targets: Sequence[Target] = TARGETS,
-           simulate: Simulator | None = None, log: Callable | None = print) -> pd.DataFrame:
+           simulate: Simulator | None = None, log: Callable | None = print,
+           objective: Sequence[Target] | None = None) -> pd.DataFrame:
     """Nelder-Mead from the ``starts`` best design points of the store; returns the store.
 
     The search runs in the unit cube (log scale), clipped to the bounds, with the same
     common random numbers as the design; every evaluation is appended to the store.
+    ``objective``: the targets whose likelihood is maximised (default ``targets``, the
+    store's); every target is still simulated and stored.
     """
     store = DesignStore.open(path, targets)
+    obj = tuple(targets if objective is None else objective)
     if simulate is None:
         check_model(store.meta, "refine")
     sim = simulate or default_simulator(targets, replicates, fixed)
@@ -299,7 +303,7 @@ def refine(space: Space, path, *, starts: int = 2, maxiter: int = 30, replicates
     if df.empty:
         raise ValueError(f"{path} holds no design points: run the design first (--design N)")
     design = df[df["source"] == "design"]
-    ll = loglik_matrix(design, targets).sum(axis=1)
+    ll = loglik_matrix(design, obj).sum(axis=1)
     best = design.iloc[np.argsort(-ll)[:starts]]
     next_id = max(REFINE_ID0, int(df["id"].max()) + 1)  # never an id a longer design takes
 
@@ -313,11 +317,11 @@ def refine(space: Space, path, *, starts: int = 2, maxiter: int = 30, replicates
             store.append(next_id, tag, status, x, values)
             next_id += 1
             if log is not None:
-                ll = sum(loglik(t, *values[t.key]) for t in targets)
+                ll = sum(loglik(t, *values[t.key]) for t in obj)
                 log(f"{tag}: log-likelihood {ll:9.2f}  " + " ".join(
                     f"{k.rsplit('.', 1)[-1]}={v:.3g}" for k, v in zip(space.keys, x)))
 
-        nelder_mead(space, row[list(space.keys)].to_numpy(float), targets, sim,
+        nelder_mead(space, row[list(space.keys)].to_numpy(float), obj, sim,
                     maxiter=maxiter, record=record)
     return store.frame()
 

@@ -74,12 +74,12 @@ class DeathModel:
         where airway/vessel compression threatens life).
     neutropenia_hazard_per_day : 1/day while ANC < 500/uL; assumption (calibrated
         2026-12-07, experiments/calibration_results/best.yaml; prior range 3e-4 to 1e-2):
-        0.0014/day, ~4% infection deaths per month of grade-4 neutropenia.
-    aplasia_hazard_per_day : 1/day while CD7+ T cells are aplastic; assumption (calibrated):
-        6e-4/day, ~35% over two years of lasting aplasia, set so that the virtual Pan 2021 /
-        Tan 2023 cohort reaches the reported 24-month PFS 36.8% and OS 42.3% (infection
-        deaths after CD7 CAR-T: Pan et al. 2021 J Clin Oncol 39:3340; Tan et al. 2023 J
-        Hematol Oncol 16).
+        4.6e-4/day, ~1.4% infection deaths per month of grade-4 neutropenia.
+    aplasia_hazard_per_day : 1/day while CD7+ T cells are aplastic; assumption (calibrated
+        2026-12-07, experiments/calibration_results/best.yaml; prior range 1e-4 to 3e-3):
+        1.85e-4/day, ~13% over two years of lasting aplasia, with the 24-month PFS 36.8% and
+        OS 42.3% of Tan 2023 among the targets (infection deaths after CD7 CAR-T: Pan et al.
+        2021 J Clin Oncol 39:3340; Tan et al. 2023 J Hematol Oncol 16).
     leukemia_onset_day : day, first day the leukemia hazard acts; assumption: 14, deaths
         from leukemia need weeks of refractory or progressing disease (none of the CD7
         CAR-T trials in science/targets.md reports a leukemic death in the first two
@@ -100,8 +100,8 @@ class DeathModel:
     leukemia_f50: float = 0.25
     leukemia_hill: float = 2.0
     leukemia_em_v50_cm3: float = 250.0
-    neutropenia_hazard_per_day: float = 0.0014
-    aplasia_hazard_per_day: float = 6e-4
+    neutropenia_hazard_per_day: float = 0.00046
+    aplasia_hazard_per_day: float = 1.85e-4
     leukemia_onset_day: float = 14.0
     neutropenia_ramp_days: float = 7.0
     crs_hazard_per_day: float = 0.2

@@ -263,7 +263,7 @@ class PopulationSpec:
         default_factory=lambda: [["weight_kg", "height_cm", 0.6]])
     em_probability: float | None = 0.2
     cd7neg_clone_probability: float | None = 0.2
-    poor_expander_probability: float | None = 0.09
+    poor_expander_probability: float | None = 0.18
     poor_expander_factor: float = 0.3
     random_effects: dict[str, float] = field(default_factory=_default_random_effects)
     random_effect_correlation: list[list[Any]] = field(default_factory=list)

@@ -144,3 +144,23 @@ def test_a_default_start_is_read_from_the_shipped_values():
     assert space.start == (0.5, 2.0)
     with pytest.raises(ValueError, match="resolve"):
         Space.from_config({"x.a": ["default", 0.1, 10.0]})
+
+
+def test_refine_maximises_only_the_objective_targets_but_stores_all(tmp_path):
+    """``objective`` (e.g. a structural miss left out of the fit) changes what is maximised,
+    not what is simulated and stored. Every rate is f = a/(a+1): the response target alone
+    (9/10) puts the optimum at a = 9, while all three rates (9/10, 5/10, 2/10) compromise
+    near a = 1."""
+    response = [t for t in TARGETS if t.name == "response"]
+    best_a = {}
+    for label, objective in (("response", response), ("all", None)):
+        path = tmp_path / f"{label}.csv"
+        _run(path, 6, simulate=fake_simulator())
+        df = refine(SPACE, path, starts=1, maxiter=60, targets=TARGETS, log=None,
+                    simulate=fake_simulator(), objective=objective)
+        assert all(t.key in df for t in TARGETS)  # every target still stored
+        refined = df[df["source"] != "design"]
+        ll = loglik_matrix(refined, objective or TARGETS).sum(axis=1)
+        best_a[label] = float(refined.iloc[int(np.argmax(ll))]["x.a"])
+    assert abs(best_a["response"] - 9.0) < 1.5, best_a
+    assert best_a["all"] < 3.0, best_a
