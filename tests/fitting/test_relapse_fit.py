@@ -149,7 +149,8 @@ def test_synthetic_cd7neg_relapse_recovers_fraction_and_growth(tmp_path):
             hits[name] += int(lo <= true <= hi)
     assert n_conv >= 9, n_conv
     for name in TRUTH:
-        assert hits[name] >= n_conv - 1, (name, hits, n_conv)
+        # nominal 95% intervals over ~10 fits: two misses happen 8% of the time, three 1%
+        assert hits[name] >= n_conv - 2, (name, hits, n_conv)
     assert np.median(frac) == pytest.approx(TRUTH["cd7neg_blast_fraction"], rel=0.3)
 
 
