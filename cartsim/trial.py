@@ -49,6 +49,12 @@ class TrialOptions:
     title : title of the report.
     html_report : also write ``report.html``, one self-contained page with the scenario,
         the results table and the figures (:mod:`cartsim.reporting.html`).
+    ensemble : path of a calibration ensemble (``experiments/calibrate.py --ensemble``
+        writes ``experiments/calibration_results/ensemble.csv``); null = none. When set,
+        the trial also runs at its ``ensemble_members`` best parameter sets and writes
+        ``trial_summary_uncertainty.csv``: every row with its cohort interval and its model
+        range (:mod:`cartsim.calibration.uncertainty`).
+    ensemble_members : members of the ensemble to run (>= 1).
     """
 
     cohort_file: str | None = None
@@ -56,11 +62,20 @@ class TrialOptions:
     save_trajectories: bool = False
     title: str = "cartsim virtual trial"
     html_report: bool = False
+    ensemble: str | None = None
+    ensemble_members: int = 5
 
     def __post_init__(self) -> None:
         if not (isinstance(self.chunk_size, int) and self.chunk_size > 0):
             raise ScenarioError(f"trial.chunk_size={self.chunk_size!r} is not accepted: "
                                 "expected a positive integer")
+        if not (isinstance(self.ensemble_members, int) and self.ensemble_members >= 1):
+            raise ScenarioError(f"trial.ensemble_members={self.ensemble_members!r} is not "
+                                "accepted: expected an integer >= 1")
+        if self.ensemble is not None and not Path(str(self.ensemble)).is_file():
+            raise ScenarioError(f"trial.ensemble={self.ensemble!r} is not accepted: expected "
+                                "the path of an ensemble file (experiments/calibration_results/"
+                                "ensemble.csv) or null")
         if self.cohort_file is not None and not str(self.cohort_file).strip():
             raise ScenarioError("trial.cohort_file='' is not accepted: expected a path to a "
                                 ".csv or .parquet file, or null")
