@@ -2,10 +2,10 @@
 
 Each target of ``cartsim.calibration.TARGETS`` is scored on its matched virtual trial
 (``conf/experiment/trial_*.yaml``: product, regimen, dose and disease of the trial),
-simulated at 10x the enrolled size. This test checks only what holds whatever the
-parameter values: every figure is computed (finite), scored (finite log-likelihood and z)
-and reported. How close the figures must be (|z| thresholds) is decided once the model is
-recalibrated (``experiments/calibrate.py``, issue 13).
+simulated at 10x the enrolled size: every figure is computed (finite), scored (finite
+log-likelihood and z) and reported; and the shipped (calibrated) defaults reproduce the
+published figures at the centre of the evidence, with the two known structural misses
+named (experiments/calibration_results/, README "Calibration, in sample and out of sample").
 """
 
 import math
@@ -13,6 +13,9 @@ import math
 import pytest
 
 from cartsim.calibration import TARGETS, evaluate, format_rows, total_loglik
+
+KNOWN_MISSES = {"trial_gc027_first5/rate_crs_g3", "trial_pan2021/median_relapse_month"}
+"""Figures beyond |z| = 3 at every point of the calibration design (mechanism gaps)."""
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +38,24 @@ def test_the_table_reports_every_target_and_the_objective(rows):
     text = format_rows(rows)
     assert len(text.splitlines()) == len(TARGETS) + 2
     assert f"{total_loglik(rows):.2f}" in text
+
+
+def test_shipped_defaults_sit_at_the_centre_of_the_published_figures():
+    """At the calibration's own setting (4x each trial, experiments/calibration.yaml): at
+    most one figure in ten outside its observed 95% interval, no figure beyond |z| = 3
+    except the two known structural misses, and the response, severe-CRS and peak figures
+    of the large trials inside their intervals. (At 10x, with less Monte-Carlo noise, 45/52
+    are inside: the 4x calibration partly fits the noise of its fixed cohorts.)"""
+    rows = evaluate(replicates=4)
+    text = format_rows(rows)
+    outside = [r for r in rows if not r["inside"]]
+    assert len(outside) <= len(rows) // 10 + 1, text
+    beyond3 = {r["key"] for r in rows if abs(r["z"]) > 3}
+    assert beyond3 <= KNOWN_MISSES, text
+    must = {"trial_nct05290155/median_cmax_qpcr", "trial_nct05290155/rate_response_d28",
+            "trial_nct05290155/rate_crs_g3", "trial_pan2021/rate_response_d28",
+            "trial_pan2021/rate_crs_g3", "trial_lu2022/rate_crs_g3",
+            "trial_cd7_aml/rate_response_d28", "trial_cd7_aml/share_cd7neg_relapse"}
+    by_key = {r["key"]: r for r in rows}
+    assert must <= set(by_key), sorted(must - set(by_key))
+    assert all(by_key[k]["inside"] for k in must), text
