@@ -77,29 +77,18 @@ def run_trial_task(run_cfg: RunConfig, output_dir: Path) -> None:
                            options=opts, simulate_fn=engine_simulator(run_cfg))
         uncertainty = None
     else:
-        from cartsim.calibration.ensemble import read_ensemble
-        from cartsim.calibration.uncertainty import format_uncertainty, trial_with_ensemble
+        from cartsim.reporting.files import format_uncertainty, write_uncertainty_table
+        from cartsim.trial import read_members, trial_with_ensemble
 
-        members, _ = read_ensemble(opts.ensemble)
         result, uncertainty = trial_with_ensemble(
-            run_cfg.scenario(), run_cfg.population, run_cfg.endpoints, members,
-            k=opts.ensemble_members, options=opts, simulate_fn=engine_simulator(run_cfg))
+            run_cfg.scenario(), run_cfg.population, run_cfg.endpoints,
+            read_members(opts.ensemble), k=opts.ensemble_members, options=opts,
+            simulate_fn=engine_simulator(run_cfg))
     result.endpoints.attrs["engine"] = run_cfg.engine
     paths = result.write(output_dir)
     print(format_trial_summary(result.summary()), flush=True)
     if uncertainty is not None:
-        import csv
-        import io
-
-        from cartsim.io import write_text
-
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=[k for k in uncertainty[0] if k != "members"],
-                           extrasaction="ignore")
-        w.writeheader()
-        w.writerows(uncertainty)
-        paths["uncertainty"] = write_text(buf.getvalue(),
-                                          Path(output_dir) / "trial_summary_uncertainty.csv")
+        paths["uncertainty"] = write_uncertainty_table(uncertainty, output_dir)
         print(format_uncertainty(uncertainty), flush=True)
     for name, path in paths.items():
         print(f"cartsim: wrote {name}: {path}", flush=True)

@@ -24,6 +24,8 @@ result does not depend on ``chunk_size`` or on the number of threads).
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,8 @@ import xarray as xr
 
 from cartsim.scenario import Scenario, ScenarioError
 
-__all__ = ["TrialOptions", "TrialResult", "run_trial", "stream_seeds"]
+__all__ = ["TrialOptions", "TrialResult", "apply_overrides", "member_overrides", "read_members",
+           "run_trial", "stream_seeds", "trial_with_ensemble"]
 
 
 @dataclass
@@ -53,7 +56,7 @@ class TrialOptions:
         writes ``experiments/calibration_results/ensemble.csv``); null = none. When set,
         the trial also runs at its ``ensemble_members`` best parameter sets and writes
         ``trial_summary_uncertainty.csv``: every row with its cohort interval and its model
-        range (:mod:`cartsim.calibration.uncertainty`).
+        range (:func:`trial_with_ensemble`).
     ensemble_members : members of the ensemble to run (>= 1).
     """
 
@@ -209,3 +212,105 @@ def _trial_attrs(cohort, seed: int, n: int, options: TrialOptions) -> dict:
                 "and expansion trajectories, not observed grades",
     } | ({"population_spec": cohort.table.attrs["spec"]} if "spec" in cohort.table.attrs
          else {})
+
+
+# ------------------------------------------------------------------ over the calibration ensemble
+# ``cartsim task=trial trial.ensemble=experiments/calibration_results/ensemble.csv`` runs the
+# trial at the shipped defaults and at the ``k`` most likely parameter sets the calibration kept
+# (same seed: the same virtual patients) and reports every results-table row with its *cohort*
+# interval (the row's own interval at the defaults: between-patient variability and cohort
+# size) and its *model* range (the estimate over the members: what the calibration does not pin
+# down). Kept here, not in cartsim.calibration, so the trial task does not reach the layer that
+# composes experiment configs.
+
+
+def read_members(path):
+    """Ensemble members (a DataFrame, most likely first) of a file written by
+    ``experiments/calibrate.py --ensemble`` (provenance lines start with ``#``)."""
+    import pandas as pd
+
+    return pd.read_csv(path, comment="#")
+
+
+_SCENARIO_SECTIONS = ("patient", "regimen", "product", "disease", "output", "solver")
+
+
+def member_overrides(member: Mapping, keys: Sequence[str] | None = None) -> dict[str, float]:
+    """The override keys and values of one ensemble row (its bookkeeping columns dropped)."""
+    keys = [k for k in (member.keys() if keys is None else keys)
+            if "." in k and ":" not in k]
+    return {k: float(member[k]) for k in keys}
+
+
+def _replace(obj, path: list[str], value, key: str):
+    if not dataclasses.is_dataclass(obj) or path[0] not in {f.name for f in
+                                                             dataclasses.fields(obj)}:
+        raise ValueError(f"ensemble key {key!r} is not accepted: {path[0]!r} is not a field "
+                         f"of {type(obj).__name__}")
+    if len(path) == 1:
+        return dataclasses.replace(obj, **{path[0]: value})
+    return dataclasses.replace(obj, **{path[0]: _replace(getattr(obj, path[0]), path[1:],
+                                                         value, key)})
+
+
+def apply_overrides(scenario, population, settings, overrides: Mapping[str, float]):
+    """``(scenario, population, settings)`` with ``overrides`` applied (new objects).
+
+    ``[+]model.params.NAME`` sets a model parameter; ``patient.``/``regimen.``/``product.``/
+    ``disease.``/``output.``/``solver.`` fields of the scenario; ``population.FIELD`` of
+    the :class:`~cartsim.population.PopulationSpec`; ``endpoints.FIELD[.FIELD]`` of the
+    :class:`~cartsim.clinical.EndpointSettings`. Anything else is an error naming the key.
+    """
+    for key, value in overrides.items():
+        path = key.lstrip("+").split(".")
+        if path[:2] == ["model", "params"] and len(path) == 3:
+            model = dataclasses.replace(scenario.model,
+                                        params={**scenario.model.params, path[2]: value})
+            scenario = dataclasses.replace(scenario, model=model)
+        elif path[0] in _SCENARIO_SECTIONS and len(path) >= 2:
+            scenario = _replace(scenario, path, value, key)
+        elif path[0] == "population" and len(path) >= 2:
+            population = _replace(population, path[1:], value, key)
+        elif path[0] == "endpoints" and len(path) >= 2:
+            settings = _replace(settings, path[1:], value, key)
+        else:
+            raise ValueError(f"ensemble key {key!r} is not accepted: expected model.params.NAME, "
+                             "a scenario field (patient./regimen./product./disease.), "
+                             "population.FIELD or endpoints.FIELD")
+    return scenario, population, settings
+
+
+def trial_with_ensemble(scenario, population, settings, members, *, k: int = 5,
+                        seed: int | None = None, options=None, simulate_fn=None):
+    """Run the trial at the defaults and at the ``k`` first members; rows with both intervals.
+
+    ``members``: a DataFrame of ensemble rows (best first, as written by the calibration).
+    Returns ``(result, rows)``: the :class:`~cartsim.trial.TrialResult` at the defaults, and
+    one dict per results-table row with ``endpoint``, ``stat``, ``unit``, ``value`` (at the
+    defaults), ``cohort_lo``/``cohort_hi``, ``model_lo``/``model_hi`` (range over members),
+    ``members`` (their estimates) and ``k``.
+    """
+    if not (isinstance(k, int) and k >= 1):
+        raise ValueError(f"trial.ensemble_members={k!r} is not accepted: expected an integer >= 1")
+    if len(members) == 0:
+        raise ValueError("the ensemble file holds no members")
+    base = run_trial(scenario, population, settings, options=options, seed=seed,
+                     simulate_fn=simulate_fn)
+    rows0 = base.summary()
+    per_member = []
+    for _, m in members.head(k).iterrows():
+        sc, pop, st = apply_overrides(scenario, population, settings, member_overrides(m))
+        res = run_trial(sc, pop, st, options=options, seed=seed, simulate_fn=simulate_fn)
+        per_member.append([r["value"] for r in res.summary()])
+    vals = np.array(per_member, dtype=float)  # (members, rows)
+    out = []
+    for j, r in enumerate(rows0):
+        v = vals[:, j] if vals.shape[1] == len(rows0) else np.full(len(vals), np.nan)
+        ok = v[np.isfinite(v)]
+        out.append({"section": r["section"], "endpoint": r["endpoint"], "stat": r["stat"],
+                    "unit": r["unit"], "value": r["value"], "cohort_lo": r["lo"],
+                    "cohort_hi": r["hi"],
+                    "model_lo": float(ok.min()) if ok.size else math.nan,
+                    "model_hi": float(ok.max()) if ok.size else math.nan,
+                    "members": v.tolist(), "k": len(vals)})
+    return base, out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ import xarray as xr
 
 from cartsim.clinical.settings import MONTH_DAYS
 from cartsim.reporting.km_plot import km_figure
-from cartsim.reporting.rows import ROW_KEYS
+from cartsim.reporting.rows import ROW_KEYS, fmt_num
 from cartsim.reporting.trial_table import SECTIONS, survival_curves, trial_summary
 
 DEFAULT_SURROGATE_NOTE = ("CRS and ICANS grades are model surrogates computed from simulated "
@@ -79,9 +80,10 @@ def _sections(rows: Sequence[dict]) -> list[str]:
     return [s for s in SECTIONS if s in present] + [s for s in present if s not in SECTIONS]
 
 
-def _csv_text(rows: Sequence[dict]) -> str:
+def _csv_text(rows: Sequence[dict], fieldnames: Sequence[str] = ROW_KEYS) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ROW_KEYS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(fieldnames), lineterminator="\n",
+                            extrasaction="ignore")
     writer.writeheader()
     # repr keeps every float digit (and writes NaN as 'nan'), so the CSV reads back exactly
     writer.writerows({k: repr(v) if isinstance(v, float) else v for k, v in r.items()}
@@ -137,3 +139,39 @@ def _atomic_write(path: Path, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+UNCERTAINTY_KEYS = ("section", "endpoint", "stat", "unit", "value", "cohort_lo", "cohort_hi",
+                    "model_lo", "model_hi", "k")
+"""Columns of ``trial_summary_uncertainty.csv`` (rows of
+:func:`cartsim.trial.trial_with_ensemble`)."""
+
+
+def write_uncertainty_table(rows: Sequence[dict], out_dir) -> Path:
+    """Write ``trial_summary_uncertainty.csv`` (atomically) into ``out_dir``; return its path."""
+    path = Path(out_dir) / "trial_summary_uncertainty.csv"
+    _atomic_write(path, _csv_text(rows, UNCERTAINTY_KEYS))
+    return path
+
+
+def format_uncertainty(rows: Sequence[dict]) -> str:
+    """Text table: estimate, cohort 95% interval and model range, named apart."""
+    def f(x, stat):
+        if not math.isfinite(x):
+            return "NA"
+        return f"{100 * x:.1f}%" if stat in ("proportion", "km_survival") else fmt_num(x)
+
+    k = rows[0]["k"] if rows else 0
+    lines = [f"{'endpoint':<48} {'estimate':>10}  {'cohort interval':<22} "
+             f"model range ({k} ensemble members)",
+             "cohort: between-patient variability and cohort size at the shipped defaults (95% "
+             "CI of rates and KM estimates; the patients' range for medians); model: the "
+             "estimate over parameter sets the calibration could not rule out"]
+    for r in rows:
+        if r["stat"] == "count":
+            continue
+        s = r["stat"]
+        lines.append(f"{r['endpoint'][:48]:<48} {f(r['value'], s):>10}  "
+                     f"{f(r['cohort_lo'], s) + ' - ' + f(r['cohort_hi'], s):<22} "
+                     f"{f(r['model_lo'], s)} - {f(r['model_hi'], s)}")
+    return "\n".join(lines)

@@ -11,14 +11,15 @@ import pytest
 
 from cartsim import OutputOptions, Scenario
 from cartsim.calibration.ensemble import read_ensemble
-from cartsim.calibration.uncertainty import (
-    apply_overrides,
-    member_overrides,
-    trial_with_ensemble,
-)
 from cartsim.clinical import EndpointSettings
 from cartsim.population import PopulationSpec
-from cartsim.trial import run_trial
+from cartsim.trial import (
+    apply_overrides,
+    member_overrides,
+    read_members,
+    run_trial,
+    trial_with_ensemble,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "experiments" / "calibration_results" / "ensemble.csv"
@@ -44,6 +45,8 @@ def test_overrides_land_on_the_typed_objects():
 def test_every_key_of_the_shipped_ensemble_applies():
     members, prov = read_ensemble(SHIPPED)
     assert len(members) >= 1 and "created" in prov
+    # the trial task's own reader sees the same members, most likely first
+    pd.testing.assert_frame_equal(read_members(SHIPPED), members)
     over = member_overrides(members.iloc[0])
     assert "+model.params.rho_max" in over and "id" not in over
     sc, pop, st = apply_overrides(Scenario(), PopulationSpec(), EndpointSettings(), over)
