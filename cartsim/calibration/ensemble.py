@@ -29,6 +29,7 @@ import pandas as pd
 import yaml
 
 from cartsim.calibration.design import Space, loglik_matrix, z_matrix
+from cartsim.calibration.likelihood import fmt_figure
 from cartsim.calibration.targets import TARGETS, Target
 
 __all__ = ["implausibility", "plausible", "ensemble", "provenance", "write_ensemble",
@@ -188,9 +189,7 @@ def propagate(experiment: str, members: pd.DataFrame, space: Space, *, replicate
 
 def format_propagation(rows: Sequence[dict]) -> str:
     """Table: expected figure, cohort (between-patient) and model (ensemble) 95% intervals."""
-    def f(x):
-        return "nan" if not math.isfinite(x) else (f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}")
-
+    f = fmt_figure
     lines = [f"{'figure':<44} {'observed':<22} {'expected':>9}  {'cohort 95% (patients)':<22}"
              f"{'model 95% (ensemble)':<22}"]
     for r in rows:

@@ -147,3 +147,10 @@ def score(t: Target, sim: float, m: int = 10**6) -> dict:
             "lo": lo, "hi": hi, "simulated": sim, "m": m, "loglik": loglik(t, sim, m),
             "z": zscore(t, sim, m), "inside": bool(math.isfinite(sim) and lo <= sim <= hi),
             "source": t.source}
+
+
+def fmt_figure(x: float) -> str:
+    """A simulated or observed figure for the calibration tables ("nan" when not computed)."""
+    if not math.isfinite(x):
+        return "nan"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"

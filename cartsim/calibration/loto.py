@@ -24,6 +24,7 @@ import pandas as pd
 
 from cartsim.calibration.design import loglik_matrix
 from cartsim.calibration.ensemble import plausible
+from cartsim.calibration.likelihood import fmt_figure as _f
 from cartsim.calibration.likelihood import sample, zscore
 from cartsim.calibration.targets import TARGETS, Target, trials
 
@@ -114,12 +115,6 @@ def coverage(df: pd.DataFrame, targets: Sequence[Target] = TARGETS, *, cut: floa
                          "in_model": bool(lo <= t.observed <= hi),
                          "in_predictive": bool(plo <= t.observed <= phi)})
     return rows
-
-
-def _f(x: float) -> str:
-    if not math.isfinite(x):
-        return "nan"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 def format_loto(rows: Sequence[dict], cover: Sequence[dict] | None = None) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 
 import xarray as xr
 
+from cartsim.calibration.likelihood import fmt_figure as _fmt
 from cartsim.calibration.likelihood import score
 from cartsim.calibration.statistics import statistic
 from cartsim.calibration.targets import TARGETS, Target
@@ -156,12 +157,6 @@ def evaluate(overrides: Sequence[str] = (), *, free: Sequence[str] = (),
 def total_loglik(rows: Iterable[dict]) -> float:
     """The calibration objective: the sum of the targets' log-likelihoods."""
     return float(sum(r["loglik"] for r in rows))
-
-
-def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return "nan"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 def format_rows(rows: Sequence[dict]) -> str:
