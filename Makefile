@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean wheel-check
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ demo: venv
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Build the wheel, install it into a fresh venv outside the checkout and run the CLI and
+# the API from there (CI runs it after `make test`; ~2-3 min, mostly installing and compiling).
+wheel-check:
+	bash .ci/wheel_check.sh
 
 lint: venv
 	$(BIN)/ruff check .
