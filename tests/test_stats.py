@@ -94,6 +94,51 @@ def test_random_data_with_ties_agree_with_the_hand_loop():
     np.testing.assert_allclose(km.upper, [r[6] for r in hand], rtol=1e-9)
 
 
+def pairwise_counts(time, event):
+    """Event times, numbers at risk and events from their definitions, pair by pair
+    (an events x subjects table: the O(n^2) reference the sorted counts must equal)."""
+    t, e = np.asarray(time, dtype=float), np.asarray(event, dtype=bool)
+    tj = np.unique(t[e])
+    return (tj, (t[None, :] >= tj[:, None]).sum(axis=1),
+            ((t[None, :] == tj[:, None]) & e[None, :]).sum(axis=1))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_counts_equal_the_pairwise_definition_on_random_data_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    # half on a coarse grid (ties between events, censorings and both), half continuous
+    time = np.where(rng.random(n) < 0.5, rng.integers(0, 12, n).astype(float),
+                    rng.exponential(8.0, n))
+    event = rng.random(n) < rng.uniform(0.2, 0.9)
+    km = kaplan_meier(time, event)
+    tj, n_risk, n_ev = pairwise_counts(time, event)
+    np.testing.assert_array_equal(km.time, tj)
+    np.testing.assert_array_equal(km.n_at_risk, n_risk)
+    np.testing.assert_array_equal(km.n_events, n_ev)
+    hand = hand_km(time.tolist(), event.tolist())
+    np.testing.assert_allclose(km.survival, [r[3] for r in hand], rtol=1e-12)
+    np.testing.assert_allclose(km.lower, [r[5] for r in hand], rtol=1e-9)
+    np.testing.assert_allclose(km.upper, [r[6] for r in hand], rtol=1e-9)
+    q = np.concatenate([time, tj, [-1.0, 0.0, 5.5, 1e9, np.inf, np.nan]])
+    np.testing.assert_array_equal(km.n_at_risk_at(q),
+                                  (time[None, :] >= q[:, None]).sum(axis=1))
+    assert km.n_at_risk_at(3.0).shape == ()
+    np.testing.assert_array_equal(km.n_at_risk_at(q[:6].reshape(2, 3)),
+                                  km.n_at_risk_at(q[:6]).reshape(2, 3))
+
+
+def test_hand_computed_curve_with_tied_events_and_censorings():
+    # at risk / events at 2, 3, 5, 9: 8/1, 7/2 (the censoring at 3 still at risk), 4/1, 1/1
+    km = kaplan_meier([2, 3, 3, 3, 5, 5, 8, 9], [1, 1, 1, 0, 0, 1, 0, 1])
+    np.testing.assert_array_equal(km.time, [2, 3, 5, 9])
+    np.testing.assert_array_equal(km.n_at_risk, [8, 7, 4, 1])
+    np.testing.assert_array_equal(km.n_events, [1, 2, 1, 1])
+    np.testing.assert_allclose(km.survival, [7 / 8, 5 / 8, 15 / 32, 0.0], rtol=1e-15)
+    np.testing.assert_array_equal(km.n_at_risk_at([0, 3, 4, 8.5, 9, 10]), [8, 7, 4, 1, 1, 0])
+    assert km.median()[0] == 5
+
+
 def test_median_at_exactly_one_half_and_curve_reaching_zero():
     km = kaplan_meier([1, 2, 3, 4], [1, 1, 1, 1])
     np.testing.assert_allclose(km.survival, [0.75, 0.5, 0.25, 0.0])

@@ -18,6 +18,12 @@ expected job: 0 gathered, -1 missing (no result file: not run, crashed or still 
 -2 unreadable result file. A job's result file is the one its task writes
 (``output_file`` for ``simulate``, ``trial_endpoints.nc``, ``sweep.nc``,
 ``sensitivity.nc``), or ``--file NAME``.
+
+Memory is bounded by design: the jobs' files are opened lazily and copied one job at a
+time, a variable in slabs of at most 64 MiB, into the output file (netCDF or zarr, written
+to a temporary name and renamed; :mod:`cartsim.sweep.gather_store`). A directory that is
+not one multirun (an ``outputs/`` folder of single runs, a folder of several multiruns) is
+refused with a one-line error saying what it holds.
 """
 
 from __future__ import annotations
@@ -26,18 +32,26 @@ import argparse
 import datetime as _dt
 import itertools
 import json
-import os
-import shutil
+import math
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 import yaml
 
-__all__ = ["JOB_GATHERED", "JOB_MISSING", "JOB_UNREADABLE", "gather", "main", "write_gathered"]
+from cartsim.sweep.gather_store import (
+    JOB_GATHERED,
+    JOB_MISSING,
+    JOB_UNREADABLE,
+    Layout,
+    open_job,
+    stream,
+)
 
-JOB_GATHERED, JOB_MISSING, JOB_UNREADABLE = 0, -1, -2
+__all__ = ["JOB_GATHERED", "JOB_MISSING", "JOB_UNREADABLE", "NotAMultirunError", "gather",
+           "gather_and_write", "main", "write_gathered"]
 
 TASK_FILES = {"trial": "trial_endpoints.nc", "sweep": "sweep.nc",
               "sensitivity": "sensitivity.nc"}
@@ -45,6 +59,19 @@ TASK_FILES = {"trial": "trial_endpoints.nc", "sweep": "sweep.nc",
 
 EXIT_INCOMPLETE = 3
 """Exit code of ``cartsim gather`` when some expected jobs are missing or unreadable."""
+
+CELL_BYTES = 2e3
+"""Bookkeeping per expected job (its overrides, directory, status) while gathering."""
+
+MEMORY_LIMIT_BYTES = 1e9
+"""What gathering into a file may hold in memory (bookkeeping plus one slab)."""
+
+EXPECTED = ("the directory of one multirun (hydra.sweep.dir), with multirun.yaml and one "
+            "sub-directory per job (0/, 1/, ..., each with .hydra/overrides.yaml)")
+
+
+class NotAMultirunError(ValueError):
+    """The directory given to gather is not the directory of one Hydra multirun."""
 
 
 def _parse(text: str):
@@ -66,12 +93,51 @@ def _plain(v):
     return str(v)
 
 
+def _sort_key(sweep_dir: Path):
+    return lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(sweep_dir).parts]
+
+
+def _is_multirun_job(job: Path) -> bool:
+    """Hydra records ``mode: MULTIRUN`` in every multirun job's ``.hydra/hydra.yaml``."""
+    try:
+        text = (job / ".hydra" / "hydra.yaml").read_text()
+    except OSError:
+        return False
+    return any(line.strip() == "mode: MULTIRUN" for line in text.splitlines())
+
+
 def _job_dirs(sweep_dir: Path) -> list[Path]:
-    found = sorted({p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")
-                    if p.parent.parent != sweep_dir},
-                   key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(
-                       sweep_dir).parts])
-    return found
+    """The job directories of the multirun ``sweep_dir``, or :class:`NotAMultirunError`.
+
+    With ``multirun.yaml`` every ``*/.hydra/overrides.yaml`` below is a job (Hydra's
+    ``hydra.sweep.subdir`` may nest them); without it, only sub-directories that Hydra
+    recorded as multirun jobs are, and there must be at least one."""
+    if (sweep_dir / "multirun.yaml").is_file():
+        return sorted({p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")
+                       if p.parent.parent != sweep_dir}, key=_sort_key(sweep_dir))
+    children = sorted((p for p in sweep_dir.iterdir()
+                       if (p / ".hydra" / "overrides.yaml").is_file()), key=_sort_key(sweep_dir))
+    single = [p for p in children if not _is_multirun_job(p)]
+    if children and not single:
+        return children
+    raise NotAMultirunError(f"cartsim gather: {str(sweep_dir)!r} is not a Hydra multirun "
+                            f"directory: expected {EXPECTED}; it {_what_is_there(sweep_dir)}")
+
+
+def _what_is_there(d: Path) -> str:
+    def some(paths: list[Path], what: str) -> str:
+        return f"{len(paths)} {what} (e.g. {paths[0].relative_to(d)})"
+
+    multiruns = sorted(p.parent for p in itertools.chain(d.glob("*/multirun.yaml"),
+                                                         d.glob("*/*/multirun.yaml")))
+    if multiruns:
+        return f"holds {some(multiruns, 'multiruns')}; gather one of them"
+    if (d / ".hydra").is_dir():
+        return "is the output directory of a single run (cartsim without -m)"
+    runs = sorted(p.parent for p in itertools.chain(d.glob("*/.hydra"), d.glob("*/*/.hydra")))
+    if runs:
+        return f"holds {some(runs, 'single runs')}, not the jobs of one multirun"
+    return "holds no Hydra job and no multirun.yaml"
 
 
 def _expected(sweep_dir: Path) -> tuple[list[str], list[list]] | None:
@@ -115,8 +181,85 @@ def _coord_attrs(key: str) -> dict:
     return {"long_name": f"overridden value of {key}"}
 
 
+def _unique(values: list) -> list:
+    out: dict[str, object] = {}
+    for v in values:
+        out.setdefault(repr(v), v)
+    return list(out.values())
+
+
+def _plan(sweep_dir, file: str | None) -> Layout:
+    """Find the jobs and lay them out (grid or ``job``); reads no result file."""
+    from cartsim.budget import check_memory
+
+    sweep_dir = Path(sweep_dir).resolve()
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"cartsim gather: {str(sweep_dir)!r} is not a directory")
+    jobs = _job_dirs(sweep_dir)
+    expected = _expected(sweep_dir)
+    records = []
+    for job in jobs:
+        ovs = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
+        path = _result_file(job, file)
+        records.append({"dir": str(job.relative_to(sweep_dir)),
+                        "values": dict(_parse(str(t))[:2] for t in ovs), "path": path,
+                        "status": JOB_GATHERED if path.is_file() else JOB_MISSING})
+    inferred = not (expected is not None and expected[0])
+    if inferred:
+        all_keys = sorted({k for r in records for k in r["values"]})
+        keys = [k for k in all_keys if len({repr(r["values"].get(k)) for r in records}) > 1]
+        levels = [_unique([r["values"].get(k) for r in records]) for k in keys]
+    else:
+        keys, levels = expected
+    by_combo: dict[tuple, dict] = {}
+    for r in records:
+        by_combo.setdefault(tuple(r["values"].get(k) for k in keys), r)
+    level_sets = [set(v) for v in levels]
+    n_grid = math.prod(len(v) for v in levels)
+    grid = all(all(x in s for x, s in zip(c, level_sets)) for c in by_combo)
+    if inferred:  # a sparse design (random search) is listed along ``job``, not a grid
+        grid = grid and n_grid <= max(4 * len(by_combo), len(by_combo) + 64)
+    n_cells = n_grid if grid else len(by_combo)
+    check_memory(CELL_BYTES * (n_cells + len(records)),
+                 f"cartsim gather {sweep_dir} ({n_cells} expected jobs)",
+                 "gather parts of the multirun (--file) or fewer jobs",
+                 limit=MEMORY_LIMIT_BYTES)
+    combos = itertools.product(*levels) if grid else list(by_combo)
+    cells = [by_combo.get(c) or {"dir": "", "values": dict(zip(keys, c)), "path": None,
+                                 "status": JOB_MISSING} for c in combos]
+    if grid:
+        dims, shape = tuple(keys), tuple(len(v) for v in levels)
+        coords = {k: (k, np.asarray(v), _coord_attrs(k)) for k, v in zip(keys, levels)}
+    else:
+        dims, shape = ("job",), (len(cells),)
+        coords = {"job": ("job", np.arange(len(cells)), {"long_name": "job index"})}
+        for k in keys:
+            coords[k] = ("job", np.asarray([c["values"].get(k) for c in cells]),
+                         _coord_attrs(k))
+    return Layout(sweep_dir, keys, dims, shape, coords, cells)
+
+
+def _gather_attrs(plan: Layout) -> dict:
+    missing = [{"overrides": {k: c["values"].get(k) for k in plan.keys}, "dir": c["dir"],
+                "status": "missing" if c["status"] == JOB_MISSING else "unreadable"}
+               for c in plan.cells if c["status"] != JOB_GATHERED]
+    return {"title": "cartsim gathered multirun",
+            "sweep_dir": str(plan.sweep_dir),
+            "swept_keys": json.dumps(plan.keys),
+            "n_jobs": plan.n_cells,
+            "n_missing": sum(c["status"] == JOB_MISSING for c in plan.cells),
+            "n_unreadable": sum(c["status"] == JOB_UNREADABLE for c in plan.cells),
+            "missing_jobs": json.dumps(missing),
+            "gathered": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+# ---------------------------------------------------------------------------------- API
 def gather(sweep_dir, *, file: str | None = None) -> xr.Dataset:
-    """Gather every job of a Hydra multirun directory into one Dataset.
+    """Gather every job of a Hydra multirun directory into one Dataset, in memory.
+
+    Built by the same streaming writer as :func:`gather_and_write` (into a temporary file,
+    then loaded); refused with :class:`cartsim.budget.BudgetError` when the result would
+    not fit in memory (gather it into a file with ``cartsim gather DIR`` instead).
 
     Parameters
     ----------
@@ -133,154 +276,50 @@ def gather(sweep_dir, *, file: str | None = None) -> xr.Dataset:
     Raises
     ------
     FileNotFoundError
-        ``sweep_dir`` has no job directories and no ``multirun.yaml``.
+        ``sweep_dir`` is not a directory.
+    NotAMultirunError
+        ``sweep_dir`` is not the directory of one multirun (a ``ValueError``).
     """
-    sweep_dir = Path(sweep_dir).resolve()
-    if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"cartsim gather: {str(sweep_dir)!r} is not a directory")
-    jobs = _job_dirs(sweep_dir)
-    expected = _expected(sweep_dir)
-    if not jobs and expected is None:
-        raise FileNotFoundError(f"cartsim gather: {str(sweep_dir)!r} holds no Hydra job "
-                                "(no */.hydra/overrides.yaml) and no multirun.yaml")
-    records = []
-    for job in jobs:
-        ovs = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
-        vals = dict(_parse(str(t))[:2] for t in ovs)
-        path = _result_file(job, file)
-        ds, status = None, JOB_MISSING
-        if path.is_file():
-            try:
-                with xr.open_dataset(path, engine="h5netcdf") as f:
-                    ds = f.load()
-                status = JOB_GATHERED
-            except Exception:
-                status = JOB_UNREADABLE
-        records.append({"dir": str(job.relative_to(sweep_dir)), "values": vals, "ds": ds,
-                        "status": status})
-    if expected is not None and expected[0]:
-        keys, levels = expected
-    else:
-        all_keys = sorted({k for r in records for k in r["values"]})
-        keys = [k for k in all_keys
-                if len({repr(r["values"].get(k)) for r in records}) > 1]
-        levels = [_unique([r["values"].get(k) for r in records]) for k in keys]
-    combos = list(itertools.product(*levels))
-    by_combo = {}
-    for r in records:
-        c = tuple(r["values"].get(k) for k in keys)
-        by_combo.setdefault(c, r)
-    grid = len(by_combo) <= len(combos) and all(c in set(combos) for c in by_combo)
-    if not grid:
-        combos = list(by_combo)
-    jobs_out = [by_combo.get(c, {"dir": "", "values": dict(zip(keys, c)), "ds": None,
-                                 "status": JOB_MISSING}) for c in combos]
-    ds = _assemble(jobs_out, keys, levels if grid else None, combos)
-    missing = [{"overrides": {k: r["values"].get(k) for k in keys}, "dir": r["dir"],
-                "status": "missing" if r["status"] == JOB_MISSING else "unreadable"}
-               for r in jobs_out if r["status"] != JOB_GATHERED]
-    ds.attrs.update({
-        "title": "cartsim gathered multirun",
-        "sweep_dir": str(sweep_dir),
-        "swept_keys": json.dumps(keys),
-        "n_jobs": len(jobs_out),
-        "n_missing": sum(r["status"] == JOB_MISSING for r in jobs_out),
-        "n_unreadable": sum(r["status"] == JOB_UNREADABLE for r in jobs_out),
-        "missing_jobs": json.dumps(missing),
-        "gathered": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    })
-    return ds
+    from cartsim.budget import check_memory
 
-
-def _unique(values: list) -> list:
-    out: list = []
-    for v in values:
-        if not any(repr(v) == repr(o) for o in out):
-            out.append(v)
-    return out
-
-
-def _fill(dtype):
-    kind = np.dtype(dtype).kind
-    return False if kind == "b" else (-1 if kind in "iu" else ("" if kind in "US" else np.nan))
-
-
-def _assemble(jobs: list[dict], keys: list[str], levels, combos) -> xr.Dataset:
-    """Place every gathered job's Dataset at its coordinates (grid dims or ``job``)."""
-    done = [j for j in jobs if j["ds"] is not None]
-    if levels is not None:
-        dims, shape = tuple(keys), tuple(len(v) for v in levels)
-        coords = {k: (k, np.asarray(v), _coord_attrs(k)) for k, v in zip(keys, levels)}
-    else:
-        dims, shape = ("job",), (len(jobs),)
-        coords = {"job": ("job", np.arange(len(jobs)), {"long_name": "job index"})}
-        for i, k in enumerate(keys):
-            coords[k] = ("job", np.asarray([c[i] for c in combos]), _coord_attrs(k))
-    status = np.array([j["status"] for j in jobs], dtype=np.int64).reshape(shape)
-    out = {"job_status": (dims, status, {"units": "1", "long_name": "job status: 0 gathered, "
-                                         "-1 missing (no result file), -2 unreadable file"}),
-           "job_dir": (dims, np.array([j["dir"] for j in jobs], dtype=str).reshape(shape),
-                       {"long_name": "job directory relative to the sweep dir"})}
-    if not done:
-        return xr.Dataset(out, coords=coords)
-    try:
-        aligned = xr.align(*[j["ds"] for j in done], join="exact")
-    except ValueError as exc:
-        raise ValueError("cartsim gather: the jobs' results have different coordinates "
-                         f"(e.g. output grids), so they cannot share one Dataset: {exc}") \
-            from exc
-    first = aligned[0]
-    pos = [jobs.index(j) for j in done]
-    for name, da in first.data_vars.items():
-        arr = np.full((len(jobs), *da.shape), _fill(da.dtype), dtype=da.dtype)
-        for p, d in zip(pos, aligned):
-            if name in d:
-                arr[p] = d[name].values
-        out[name] = (dims + da.dims, arr.reshape(shape + da.shape), da.attrs)
-    for name, c in first.coords.items():
-        if name not in coords:
-            coords[name] = c
-    attrs = dict(first.attrs)
-    attrs["job_attrs_note"] = ("attributes (config, seed, ...) of the first gathered job; the "
-                               "jobs differ by the swept keys, which are the coordinates")
-    return xr.Dataset(out, coords=coords, attrs=attrs)
+    plan = _plan(sweep_dir, file)
+    with tempfile.TemporaryDirectory(prefix="cartsim-gather-") as tmp:
+        path = stream(plan, Path(tmp) / "gathered.nc", "netcdf", _gather_attrs)
+        check_memory(2 * path.stat().st_size, f"gathering {plan.sweep_dir} in memory",
+                     f"write it to a file instead: cartsim gather {plan.sweep_dir}")
+        with open_job(path) as ds:
+            return ds.load()
 
 
 def write_gathered(ds: xr.Dataset, path, fmt: str = "netcdf") -> Path:
-    """Write atomically: netCDF (``write_netcdf``) or a zarr v2 store (temp dir, then rename).
+    """Write an in-memory Dataset atomically: netCDF (``write_netcdf``) or a zarr v2 store.
 
     Zarr format 2 with consolidated metadata: readable by every zarr implementation
     (format 3 has no specification yet for fixed-length strings, e.g. option names)."""
-    from cartsim.io import write_netcdf
+    from cartsim.io import atomic_directory, write_netcdf
 
-    path = Path(path).resolve()
     if fmt == "netcdf":
         return write_netcdf(ds, path)
     if fmt != "zarr":
         raise ValueError(f"format={fmt!r} is not accepted: expected netcdf or zarr")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
-        if path.exists():
-            old = path.with_name(f".{path.name}.{os.getpid()}.old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return atomic_directory(path, lambda tmp: ds.to_zarr(tmp, mode="w", zarr_format=2,
+                                                         consolidated=True))
 
 
 def gather_and_write(sweep_dir, *, file: str | None = None, fmt: str = "netcdf",
                      out=None) -> tuple[xr.Dataset, Path]:
-    """:func:`gather` then :func:`write_gathered` (default ``<sweep_dir>/gathered.nc|.zarr``)."""
-    ds = gather(sweep_dir, file=file)
-    out = Path(out) if out else Path(sweep_dir) / ("gathered.zarr" if fmt == "zarr"
-                                                   else "gathered.nc")
-    return ds, write_gathered(ds, out, fmt)
+    """Gather a multirun straight into a file (default ``<sweep_dir>/gathered.nc|.zarr``),
+    streaming: memory holds one slab of one job, whatever the multirun's size.
+
+    Returns the file opened lazily (its data stays on disk) and its path."""
+    if fmt not in ("netcdf", "zarr"):
+        raise ValueError(f"format={fmt!r} is not accepted: expected netcdf or zarr")
+    plan = _plan(sweep_dir, file)
+    out = Path(out) if out else plan.sweep_dir / ("gathered.zarr" if fmt == "zarr"
+                                                  else "gathered.nc")
+    path = stream(plan, out.resolve(), fmt, _gather_attrs)
+    ds = xr.open_zarr(path) if fmt == "zarr" else open_job(path)
+    return ds, path
 
 
 def summary_line(ds: xr.Dataset) -> str:
@@ -313,7 +352,7 @@ def main(argv=None) -> int:
     try:
         ds, path = gather_and_write(args.sweep_dir, file=args.file, fmt=args.format,
                                     out=args.out)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, OSError) as exc:  # OutputError: a full disk
         print(f"cartsim: error: {exc}", file=sys.stderr, flush=True)
         return 2
     print(f"cartsim: wrote {path}", flush=True)
@@ -321,4 +360,6 @@ def main(argv=None) -> int:
     for m in json.loads(ds.attrs["missing_jobs"]):
         print(f"cartsim: {m['status']} job: {m['overrides']} {m['dir']}", file=sys.stderr,
               flush=True)
-    return 0 if ds.attrs["n_missing"] + ds.attrs["n_unreadable"] == 0 else EXIT_INCOMPLETE
+    incomplete = ds.attrs["n_missing"] + ds.attrs["n_unreadable"]
+    ds.close()
+    return 0 if incomplete == 0 else EXIT_INCOMPLETE

@@ -141,6 +141,8 @@ def run_sweep(base: Scenario, spec: SweepSpec | None = None, population=None, se
     from cartsim.trial import stream_seeds
 
     spec = SweepSpec() if spec is None else dataclasses.replace(spec)
+    from cartsim.budget import check_sweep
+    check_sweep(base, spec)  # from the axes' lengths: 1e10 points are refused in ms
     settings = EndpointSettings() if settings is None else settings
     seed = int(base.seed if seed is None else seed)
     plan = plan_sweep(base, spec, seed=seed, group_resolver=group_resolver)

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from cartsim.io import write_netcdf
+from cartsim.io import write_figure, write_netcdf
 from cartsim.scenario import ScenarioError
 
 __all__ = ["SENSITIVITY_FILE", "SWEEP_FILE", "run_sensitivity_task", "run_sweep_task"]
@@ -105,10 +105,7 @@ def run_sensitivity_task(run_cfg, output_dir) -> Path:
     for ax, ep in zip(axs[0], ds["endpoint"].values):
         plot_sensitivity(ds, str(ep), ax=ax)
     fig.tight_layout()
-    png = out / "sensitivity.png"
-    tmp = png.with_name(".sensitivity.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(png)
+    png = write_figure(fig, out / "sensitivity.png", dpi=120)
     plt.close(fig)
     print(f"cartsim: wrote {png}", flush=True)
     return path
