@@ -8,6 +8,19 @@ state and per observable, each with ``units`` and ``long_name``; the solver
 status per patient; the resolved config, seed, model and package version in
 the attributes. A failed solve is data (NaN from the failure on, plus its
 status), never an exception.
+
+Two time grids. The *output grid* (``output.t_start/t_end/dt`` or ``output.times``) is
+what the Dataset stores. The *endpoint grid* (:func:`endpoint_times`: every
+:data:`ENDPOINT_STEP_DAYS` = 1 day from the first to the last output time, the daily
+assessments the clinical endpoints are defined on) is what the endpoints read, whatever
+the output grid: the engines record the union of both grids, and when the output grid is
+not the endpoint grid itself the Dataset also carries the observables the endpoints read
+(:data:`ENDPOINT_VARIABLES`) on the endpoint grid, as ``endpoint_<name>`` over the dim
+``endpoint_time`` (:func:`on_endpoint_grid` gives them back under their own names). So
+``output.dt`` changes only what is stored: an ODE solution does not depend on the output
+times (dense output between the solver's own steps), hence the endpoints of ``dt=30`` and
+``dt=0.1`` are those of the default ``dt=1`` exactly. At the default settings the two grids
+coincide and nothing is added.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
+from cartsim.cf import cf_conventions
 from cartsim.models import get_model
 from cartsim.models.base import Model, Problem
 from cartsim.scenario import Scenario
@@ -57,16 +71,106 @@ def as_batch(scenarios, caller: str, shared=("model.name", "solver", "output")) 
     return scs
 
 
+ENDPOINT_STEP_DAYS = 1.0
+"""Step (day) of the endpoint grid: daily assessments, the default output step, so that the
+endpoints at the default output settings are those read off the default output grid."""
+
+ENDPOINT_VARIABLES = ("car_copies_per_ug", "car_cells_per_ul", "marrow_blast_pct",
+                      "blast_cd7neg_pct", "em_volume_cm3", "t_cd7pos_per_ul", "anc_per_ul",
+                      "il6", "ifng", "il10", "tnfa", "flu_auc")
+"""Observables (patient, time) the clinical endpoints read (``cartsim.clinical.endpoints``),
+kept on the endpoint grid whatever the output grid."""
+
+
+def _regular(t_start: float, t_end: float, dt: float) -> np.ndarray:
+    n = int(np.floor((t_end - t_start) / dt + 1e-9)) + 1
+    t = t_start + dt * np.arange(n)
+    if t[-1] < t_end - 1e-9:
+        t = np.append(t, t_end)
+    return t
+
+
 def output_times(scenario: Scenario) -> np.ndarray:
     """The output grid (days) of a scenario."""
     out = scenario.output
     if out.times is not None:
         return np.asarray(out.times, dtype=np.float64)
-    n = int(np.floor((out.t_end - out.t_start) / out.dt + 1e-9)) + 1
-    t = out.t_start + out.dt * np.arange(n)
-    if t[-1] < out.t_end - 1e-9:
-        t = np.append(t, out.t_end)
-    return t
+    return _regular(out.t_start, out.t_end, out.dt)
+
+
+def endpoint_times(scenario: Scenario) -> np.ndarray:
+    """The endpoint grid (days): every ``ENDPOINT_STEP_DAYS`` from the first output time,
+    and the last output time (the end of follow-up) -- the output grid of ``output.dt=1``."""
+    t = output_times(scenario)
+    return _regular(float(t[0]), float(t[-1]), ENDPOINT_STEP_DAYS)
+
+
+def record_times(t_out: np.ndarray, t_endpoint: np.ndarray) -> np.ndarray:
+    """The times an engine records: the output grid and the endpoint grid together."""
+    if np.array_equal(t_out, t_endpoint):
+        return t_out
+    return np.union1d(t_out, t_endpoint)
+
+
+def _rows(t: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    k = np.searchsorted(t, wanted)
+    if not (k.size == 0 or (k[-1] < t.size and np.array_equal(t[k], wanted))):
+        raise ValueError("the recorded times do not hold every output and endpoint time")
+    return k
+
+
+def on_output_grid(ds: xr.Dataset, t_out: np.ndarray, t_endpoint: np.ndarray,
+                   variables: Sequence[str] | None = None) -> xr.Dataset:
+    """A Dataset recorded on ``record_times(t_out, t_endpoint)`` -> stored on ``t_out``.
+
+    When ``t_out`` is not the endpoint grid itself, the :data:`ENDPOINT_VARIABLES` present
+    are added on the endpoint grid (``endpoint_<name>``, dim ``endpoint_time``).
+    ``variables``: the (patient, time) variables to keep on the output grid (None: all).
+    """
+    t = np.asarray(ds["time"].values)
+    extra = {}
+    if not np.array_equal(t_out, t_endpoint):
+        k = _rows(t, t_endpoint)
+        for name in ENDPOINT_VARIABLES:
+            if name in ds:
+                da = ds[name].isel(time=k)
+                extra[f"endpoint_{name}"] = (
+                    tuple("endpoint_time" if d == "time" else d for d in da.dims), da.values,
+                    {**da.attrs, "long_name": f"{da.attrs.get('long_name', name)} (endpoint "
+                                              "grid: what the clinical endpoints read)"})
+    if variables is not None:
+        drop = [v for v, da in ds.data_vars.items() if "time" in da.dims and v not in variables]
+        ds = ds.drop_vars(drop)
+    if not np.array_equal(t, t_out):
+        ds = ds.isel(time=_rows(t, t_out))
+    if extra:
+        ds = ds.assign_coords(endpoint_time=("endpoint_time", np.asarray(t_endpoint), {
+            "units": "day", "long_name": f"endpoint grid: days since CAR-T infusion, every "
+                                         f"{ENDPOINT_STEP_DAYS:g} day to the end of follow-up"}))
+        ds = ds.assign(extra)
+    return ds
+
+
+def on_endpoint_grid(ds: xr.Dataset) -> xr.Dataset:
+    """The Dataset as the endpoints read it: the :data:`ENDPOINT_VARIABLES` on the endpoint
+    grid under their own names (dim ``time``), per-patient variables kept.
+
+    ``ds`` itself when its output grid is the endpoint grid (no ``endpoint_time`` dim), e.g.
+    at the default output settings or for a Dataset made by hand.
+    """
+    if "endpoint_time" not in ds.dims:
+        return ds
+    keep = {v: da for v, da in ds.data_vars.items()
+            if "time" not in da.dims and "endpoint_time" not in da.dims}
+    for name in ENDPOINT_VARIABLES:
+        if f"endpoint_{name}" in ds:
+            da = ds[f"endpoint_{name}"]
+            keep[name] = (tuple("time" if d == "endpoint_time" else d for d in da.dims),
+                          da.values, ds[name].attrs if name in ds else da.attrs)
+    coords = {k: v for k, v in ds.coords.items() if "time" not in v.dims
+              and "endpoint_time" not in v.dims}
+    coords["time"] = ("time", ds["endpoint_time"].values, ds["endpoint_time"].attrs)
+    return xr.Dataset(keep, coords=coords, attrs=ds.attrs)
 
 
 def simulate(scenarios, *, method: str | None = None,
@@ -89,7 +193,10 @@ def simulate(scenarios, *, method: str | None = None,
     Returns
     -------
     xarray.Dataset
-        Dims ``patient`` x ``time``. See the README for the variables.
+        Dims ``patient`` x ``time`` (the output grid). See the README for the variables.
+        When the output grid is not the daily endpoint grid, also ``endpoint_<name>`` for
+        the :data:`ENDPOINT_VARIABLES` over dim ``endpoint_time`` (module notes), so that
+        ``cartsim.endpoints`` of the result does not depend on ``output.dt``.
     """
     batch = prepare(scenarios, method=method)
     return finish(batch, solve_prepared(batch), variables=variables)
@@ -105,6 +212,13 @@ class PreparedBatch:
     t_eval: np.ndarray
     method: str
     opts: dict
+    t_endpoint: np.ndarray | None = None  # the endpoint grid (None: the output grid)
+
+    @property
+    def t_record(self) -> np.ndarray:
+        """The times the solver writes: output and endpoint grids together."""
+        return self.t_eval if self.t_endpoint is None else record_times(self.t_eval,
+                                                                          self.t_endpoint)
 
 
 def prepare(scenarios, *, method: str | None = None) -> PreparedBatch:
@@ -126,19 +240,22 @@ def prepare(scenarios, *, method: str | None = None) -> PreparedBatch:
     opts = dict(method=meth, rtol=solver.rtol, atol=model.atol * solver.atol_scale,
                 max_steps=solver.max_steps)
     _plan_hsct(model, scs, problems, opts)
-    return PreparedBatch(model, scs, problems, t_eval, meth, opts)
+    return PreparedBatch(model, scs, problems, t_eval, meth, opts, endpoint_times(first))
 
 
 def solve_prepared(batch: PreparedBatch):
     """The compiled, parallel solve of a prepared batch (a ``BatchResult``)."""
-    return solve_problems(batch.model, batch.problems, batch.t_eval, **batch.opts)
+    return solve_problems(batch.model, batch.problems, batch.t_record, **batch.opts)
 
 
 def finish(batch: PreparedBatch, result, *, variables: Sequence[str] | None = None
            ) -> xr.Dataset:
-    """The Dataset of a solved batch (``variables``: see :func:`simulate`)."""
-    return to_dataset(batch.model, batch.problems, batch.t_eval, result, batch.scenarios,
-                      method=batch.method, variables=variables)
+    """The Dataset of a solved batch (``variables``: see :func:`simulate`), on the output
+    grid, with the endpoint grid's observables when the grids differ (module notes)."""
+    t_ep = batch.t_eval if batch.t_endpoint is None else batch.t_endpoint
+    ds = to_dataset(batch.model, batch.problems, batch.t_record, result, batch.scenarios,
+                    method=batch.method, variables=variables, optional=ENDPOINT_VARIABLES)
+    return cf_conventions(on_output_grid(ds, batch.t_eval, t_ep, variables))
 
 
 def _plan_hsct(model: Model, scs: list[Scenario], problems: list[Problem], opts: dict) -> None:
@@ -191,9 +308,11 @@ STATUS_DESCRIPTION = "solver status: 0 success, 1 max steps, 2 step-size underfl
 
 def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result,
                scenarios: list[Scenario], *, method: str,
-               variables: Sequence[str] | None = None) -> xr.Dataset:
-    """Assemble the self-describing Dataset from a batch result (``variables``: see
-    :func:`simulate`)."""
+               variables: Sequence[str] | None = None, optional: Sequence[str] = ()
+               ) -> xr.Dataset:
+    """Assemble the self-describing Dataset from a batch result on its times ``t_eval``
+    (``variables``: see :func:`simulate`; ``optional``: more to keep where the model has
+    them)."""
     from cartsim import __version__
     from cartsim.solvers.api import STATUS_NAMES
 
@@ -212,6 +331,7 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
             raise ValueError(f"variables: unknown {sorted(unknown)}; the model {model.name!r} "
                              f"has the states {list(model.state_names)} and the observables "
                              f"{list(observables)}")
+        keep |= set(optional)
     data_vars = {}
     for i, st in enumerate(model.states):
         if keep is None or st.name in keep:
@@ -257,7 +377,8 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     }
     if n_pat > 1 and variables is None:
         attrs["patient_overrides"] = patient_overrides(scenarios)
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    return cf_conventions(xr.Dataset(data_vars, coords=coords, attrs=attrs),
+                          flags={"status": STATUS_NAMES})
 
 
 def _plain(obj):

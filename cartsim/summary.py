@@ -23,8 +23,11 @@ MRD_FLOW = 1e-4
 
 
 def patient_readout(ds: xr.Dataset, patient: int = 0) -> dict:
-    """Summary numbers for one patient (NaN / None where not applicable)."""
-    one = ds.isel(patient=patient)
+    """Summary numbers for one patient (NaN / None where not applicable), read on the
+    endpoint grid (independent of ``output.dt``)."""
+    from cartsim.simulation import on_endpoint_grid
+
+    one = on_endpoint_grid(ds).isel(patient=patient)
     t = one["time"].values
     post = t >= 0.0
     out: dict = {"status": str(one["status_name"].values)}

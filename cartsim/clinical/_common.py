@@ -14,7 +14,14 @@ from typing import NamedTuple
 import numpy as np
 
 NOT_EVALUABLE = -1
-"""Value of a categorical (int) endpoint for a patient whose solve failed."""
+"""Value of a categorical (int) endpoint for a patient whose solve failed, or whose follow-up
+does not reach the endpoint's assessment (see :data:`FOLLOW_UP_ATTR`)."""
+
+FOLLOW_UP_ATTR = "needs_follow_up_day"
+"""Attribute of an endpoint read at an assessment day or over a window from day 0: the day
+(since infusion) the follow-up must reach for it to be estimable. Where the follow-up ends
+earlier the endpoint is not estimable: it holds its fill value (NaN / False / -1) for every
+patient, as for a failed solve, and :func:`cartsim.clinical.estimable` is False."""
 
 
 class Track(NamedTuple):
@@ -45,6 +52,11 @@ class Var(NamedTuple):
     data: np.ndarray
     attrs: dict
     fill: object = None  # None: NaN for floats, False for bools, NOT_EVALUABLE for ints
+
+
+def needs_follow_up(var: Var, day: float) -> Var:
+    """``var`` marked as estimable only when the follow-up reaches ``day``."""
+    return var._replace(attrs={**var.attrs, FOLLOW_UP_ATTR: float(day)})
 
 
 def day_var(data, long_name: str) -> Var:

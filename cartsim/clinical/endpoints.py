@@ -10,19 +10,31 @@ The pipeline, vectorised over (patient, time):
    (:mod:`~cartsim.clinical.response`), surrogate CRS/ICANS and cytopenias
    (:mod:`~cartsim.clinical.safety`), survival times (:mod:`~cartsim.clinical.survival`).
 
+The trajectories are read on the endpoint grid (daily, whatever the output grid:
+:func:`cartsim.simulation.on_endpoint_grid`), so the endpoints do not depend on
+``output.dt``. A Dataset made by hand without an endpoint grid is read on its own
+times; a grid coarser than daily after day 0 then draws a :class:`cartsim.CartsimWarning`.
+
 A patient whose solve failed (``status != 0``) is not evaluable: its endpoints
 are NaN (times, levels), False (events) or -1 (categories; 0 for the
-extramedullary response). Names and meanings are the endpoint contract read by
-the trial report; every variable has ``units`` and ``long_name``.
+extramedullary response). An endpoint read at an assessment day or over a window
+(day 28, month 3 or 6, days 0-91, month 1 or 3, AUC0-28) whose day the follow-up does
+not reach is *not estimable*: it holds the same fill values for every patient, its
+attributes say why (``needs_follow_up_day``, ``not_estimable``), and
+:func:`estimable` is False; reports count it apart instead of scoring a false zero.
+Names and meanings are the endpoint contract read by the trial report; every variable
+has ``units`` and ``long_name``.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import xarray as xr
 import yaml
 
-from cartsim.clinical._common import NOT_EVALUABLE, Track, Var, day0_grid
+from cartsim.clinical._common import FOLLOW_UP_ATTR, NOT_EVALUABLE, Track, Var, day0_grid
 from cartsim.clinical.kinetics import cellular_kinetics, pharmacodynamics
 from cartsim.clinical.response import extramedullary_response, marrow_response
 from cartsim.clinical.safety import cytokine_toxicity, cytopenias, surrogate_note
@@ -35,11 +47,12 @@ from cartsim.clinical.survival import (
     hazards,
     survival,
 )
+from cartsim.simulation import ENDPOINT_STEP_DAYS, ENDPOINT_VARIABLES, on_endpoint_grid
 
-REQUIRED = ("car_copies_per_ug", "car_cells_per_ul", "marrow_blast_pct", "blast_cd7neg_pct",
-            "em_volume_cm3", "t_cd7pos_per_ul", "anc_per_ul", "il6", "ifng", "il10", "tnfa",
-            "flu_auc")
-"""Observables (patient, time) the endpoints read; ``status`` is needed too."""
+REQUIRED = ENDPOINT_VARIABLES
+"""Observables (patient, time) the endpoints read; ``status`` is needed too. The simulation
+keeps them on the endpoint grid whatever the output grid
+(:data:`cartsim.simulation.ENDPOINT_VARIABLES`)."""
 
 DEATH_NOTE = (
     "Deaths are drawn from a per-patient hazard (1/day) integrated from day 0 (trapezoid): "
@@ -60,8 +73,9 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
     Parameters
     ----------
     ds : the Dataset of :func:`cartsim.simulate` (dims ``patient`` x ``time``, days
-        since CAR-T infusion), with the observables in :data:`REQUIRED`, ``status``
-        and optionally ``hsct_day`` (day of an allogeneic HSCT per patient, NaN: none).
+        since CAR-T infusion), with the observables in :data:`REQUIRED` (read on its
+        endpoint grid when it has one, see the module notes), ``status`` and optionally
+        ``hsct_day`` (day of an allogeneic HSCT per patient, NaN: none).
     settings : assay limits, response criteria, surrogate thresholds and death model;
         defaults to ``EndpointSettings()``.
     seed : seed of the death draws; defaults to ``ds.attrs["seed"]``.
@@ -83,6 +97,8 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
     if not isinstance(s, EndpointSettings):
         raise TypeError(f"settings must be an EndpointSettings, not {type(s).__name__}")
     seed = _seed(ds, seed)
+    on_grid = "endpoint_time" in ds.dims
+    ds = on_endpoint_grid(ds)
     missing = [v for v in (*REQUIRED, "status") if v not in ds]
     if missing:
         raise ValueError(f"endpoints() needs the variables {', '.join(missing)}, missing from "
@@ -96,6 +112,14 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
     evaluable = status == 0
     raw = {v: _matrix(ds, v, evaluable) for v in REQUIRED}
     tt, x = day0_grid(t, raw)
+    if not on_grid and tt.size > 1 and np.diff(tt).max() > ENDPOINT_STEP_DAYS + 1e-9:
+        from cartsim import CartsimWarning
+
+        warnings.warn(f"endpoints() reads an output grid with steps up to "
+                      f"{np.diff(tt).max():g} days after day 0 and no endpoint grid: peaks, "
+                      "crossings and durations are those of the sampled times, not of the "
+                      "trajectory; simulate with cartsim.simulate, whose Datasets carry the "
+                      "daily endpoint grid whatever output.dt", CartsimWarning, stacklevel=2)
 
     hsct = np.asarray(ds["hsct_day"].values, dtype=float) if "hsct_day" in ds else None
     h = hazards(tt, x, s)
@@ -131,8 +155,15 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
         "follow_up_day": (dims, np.full(status.size, tt[-1]), {
             "units": "day", "long_name": "end of follow-up (last output time; censoring day)"}),
     }
+    follow_up = float(tt[-1])
     for name, var in out.items():
-        data_vars[name] = (dims, _fill(var, evaluable), var.attrs)
+        need = var.attrs.get(FOLLOW_UP_ATTR)
+        attrs = var.attrs
+        if need is not None and follow_up < need - 1e-9:
+            attrs = {**attrs, "not_estimable": _reason(follow_up, need)}
+            data_vars[name] = (dims, _fill(var, np.zeros_like(evaluable)), attrs)
+        else:
+            data_vars[name] = (dims, _fill(var, evaluable), attrs)
     attrs = {
         "title": "cartsim clinical endpoints",
         "settings": yaml.safe_dump(s.to_dict(), sort_keys=False),
@@ -147,6 +178,44 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
             attrs[key] = ds.attrs[key]
     coords = {"patient": ds["patient"]} if "patient" in ds.coords else None
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _reason(follow_up: float, need: float) -> str:
+    return f"follow-up ends day {follow_up:g} < day {need:g}"
+
+
+def estimable(ep: xr.Dataset, name: str) -> np.ndarray:
+    """(patient,) bool: where endpoint ``name`` of an endpoints Dataset counts.
+
+    False for a patient whose solve failed (``evaluable``) and, for an endpoint that needs
+    the follow-up to reach a day (attribute ``needs_follow_up_day``), where
+    ``follow_up_day`` ends before it. Rates and medians are taken over these patients only.
+    """
+    n = ep.sizes["patient"]
+    if "evaluable" in ep:
+        ok = np.asarray(ep["evaluable"].values).astype(float) == 1.0
+    elif "status" in ep:
+        ok = np.asarray(ep["status"].values) == 0
+    else:
+        ok = np.ones(n, dtype=bool)
+    need = ep[name].attrs.get(FOLLOW_UP_ATTR) if name in ep else None
+    if need is not None and "follow_up_day" in ep:
+        ok = ok & (np.asarray(ep["follow_up_day"].values, dtype=float) >= float(need) - 1e-9)
+    return ok
+
+
+def not_estimable_reason(ep: xr.Dataset, name: str) -> str:
+    """Why endpoint ``name`` is not estimable for any patient ("" when some have it):
+    ``"follow-up ends day 10 < day 28"`` or ``"no evaluable patient (every solve failed)"``."""
+    ok = estimable(ep, name)
+    if ok.any():
+        return ""
+    need = ep[name].attrs.get(FOLLOW_UP_ATTR) if name in ep else None
+    if need is not None and "follow_up_day" in ep and ep.sizes["patient"]:
+        fu = float(np.nanmax(np.asarray(ep["follow_up_day"].values, dtype=float)))
+        if fu < float(need) - 1e-9:
+            return _reason(fu, float(need))
+    return "no evaluable patient (every solve failed)" if ep.sizes["patient"] else "no patient"
 
 
 def _seed(ds: xr.Dataset, seed: int | None) -> int:

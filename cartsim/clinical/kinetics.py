@@ -6,7 +6,7 @@ computed from day 0 (infusion) on and before death:
 
 * ``Cmax``: maximum observed level; ``Tmax``: the (first) day it is reached;
 * ``AUC0-28d``: trapezoid integral over days 0..28 of the piecewise-linear
-  trajectory (``int_0^28 x(t) dt``); NaN if the patient is not followed (alive) to day 28;
+  trajectory (``int_0^28 x(t) dt``); not estimable (NaN) when follow-up ends before day 28;
 * persistence: the last day the level is at or above the assay's LLOQ.
 
 Pharmacodynamics: the first day normal CD7+ T cells fall below the clearance
@@ -24,6 +24,7 @@ from cartsim.clinical._common import (
     first_time,
     flag_var,
     last_time,
+    needs_follow_up,
     peak,
     value_at,
     window_integral,
@@ -60,8 +61,9 @@ def assay_kinetics(tr: Track, suffix: str, s: EndpointSettings,
     return {
         f"cmax_{suffix}": Var(cmax, {"units": unit, "long_name": f"peak {assay} after day 0"}),
         f"tmax_{suffix}": day_var(tmax, f"day of the peak {assay}"),
-        f"auc28_{suffix}": Var(auc, {"units": f"{unit}*day",
-                                     "long_name": f"AUC of {assay}, days 0-28 (trapezoid)"}),
+        f"auc28_{suffix}": needs_follow_up(Var(auc, {
+            "units": f"{unit}*day", "long_name": f"AUC of {assay}, days 0-28 (trapezoid)"}),
+            AUC_END_DAY),
         f"persistence_{suffix}": day_var(
             persist, f"persistence: last day {assay} >= LLOQ ({lloq:g} {unit}); NaN: never"),
     }
@@ -80,9 +82,9 @@ def cellular_kinetics(tr: Track, s: EndpointSettings, whole: Track | None = None
         f"CAR-T expansion: qPCR peak >= {s.expansion_threshold_copies_per_ug:g} copies/ug")
     m6 = assessment_day(6)
     copies_m6 = value_at(tr.t, tr.x["car_copies_per_ug"], m6)
-    out["car_detectable_m6"] = flag_var(
+    out["car_detectable_m6"] = needs_follow_up(flag_var(
         tr.seen_at(m6) & (copies_m6 >= s.lloq_copies_per_ug),
-        f"CAR transgene >= LLOQ by qPCR at month 6 (day {m6:g})")
+        f"CAR transgene >= LLOQ by qPCR at month 6 (day {m6:g})"), m6)
     return out
 
 

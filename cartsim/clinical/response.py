@@ -36,6 +36,7 @@ from cartsim.clinical._common import (
     day_var,
     first_time,
     flag_var,
+    needs_follow_up,
     value_at,
 )
 from cartsim.clinical.settings import EndpointSettings, assessment_day
@@ -63,18 +64,18 @@ def _assessments(tr: Track, s: EndpointSettings) -> dict[str, Var]:
     b, anc = tr.x["marrow_blast_pct"], tr.x["anc_per_ul"]
     seen28 = tr.seen_at(RESPONSE_DAY)
     b28 = value_at(tr.t, b, RESPONSE_DAY)
-    out = {"response_d28": category_var(
+    out = {"response_d28": needs_follow_up(category_var(
         np.where(seen28, _category(b28, value_at(tr.t, anc, RESPONSE_DAY), s), 0),
         f"marrow response at day 28: CR blasts < {s.remission_blast_pct:g}% with ANC >= "
         f"{s.anc_recovery_per_ul:g}/uL, CRi without (death before day 28: no response)",
-        MARROW_RESPONSE)}
+        MARROW_RESPONSE), RESPONSE_DAY)}
     m3 = assessment_day(3)
     for tag, day, bd in (("d28", RESPONSE_DAY, b28), ("m3", m3, value_at(tr.t, b, m3))):
         for kind, mrd in (("flow", s.mrd_flow), ("mol", s.mrd_molecular)):
-            out[f"mrd_{kind}_neg_{tag}"] = flag_var(
+            out[f"mrd_{kind}_neg_{tag}"] = needs_follow_up(flag_var(
                 tr.seen_at(day) & _mrd_negative(bd, mrd, s),
                 f"{'flow' if kind == 'flow' else 'molecular'} MRD-negative marrow "
-                f"(blast fraction < {mrd:g}) on day {day:g}")
+                f"(blast fraction < {mrd:g}) on day {day:g}"), day)
     return out
 
 
@@ -85,16 +86,16 @@ def marrow_response(tr: Track, s: EndpointSettings) -> dict[str, Var]:
     out = _assessments(tr, s)
     cat = np.where(window, _category(b, tr.x["anc_per_ul"], s), 0)
     w = f"days 0-{s.response_window_day:g}"
-    out["best_response"] = category_var(cat.max(axis=1), f"best marrow response, {w}",
-                                        MARROW_RESPONSE)
+    out["best_response"] = needs_follow_up(category_var(
+        cat.max(axis=1), f"best marrow response, {w}", MARROW_RESPONSE), s.response_window_day)
     response_day = first_time(t, window & (b < s.remission_blast_pct))
     out["response_day"] = day_var(
         response_day, f"first day marrow blasts < {s.remission_blast_pct:g}% ({w}; NaN: none)")
     for kind, mrd in (("flow", s.mrd_flow), ("mol", s.mrd_molecular)):
-        out[f"best_mrd_{kind}_neg"] = flag_var(
+        out[f"best_mrd_{kind}_neg"] = needs_follow_up(flag_var(
             (window & _mrd_negative(b, mrd, s)).any(axis=1),
             f"{'flow' if kind == 'flow' else 'molecular'} MRD-negative marrow "
-            f"(blast fraction < {mrd:g}) at any time, {w}")
+            f"(blast fraction < {mrd:g}) at any time, {w}"), s.response_window_day)
 
     after = tr.observed & (t[None, :] > np.nan_to_num(response_day, nan=np.inf)[:, None])
     relapse_day = first_time(t, after & (b >= s.remission_blast_pct))
@@ -133,10 +134,10 @@ def extramedullary_response(tr: Track, v0: np.ndarray, s: EndpointSettings) -> d
                       np.isfinite(t_pd)], [0, 1, 2, 4], default=3)
     return {
         "em_present": flag_var(present, "extramedullary disease at baseline (volume > 0)"),
-        "em_best_response": category_var(
+        "em_best_response": needs_follow_up(category_var(
             best, f"best extramedullary response, days 0-{s.response_window_day:g} "
                   f"(Lugano-like on volume: CR <= {s.em_cr_volume_cm3:.3g} cm3, PR <= "
                   f"{s.em_pr_volume_ratio:.3g} x baseline, PD >= "
                   f"{s.em_pd_volume_ratio:.3g} x nadir)",
-            EM_RESPONSE, fill=0),
+            EM_RESPONSE, fill=0), s.response_window_day),
     }

@@ -36,10 +36,11 @@ from cartsim.clinical._common import (
     first_time,
     flag_var,
     grade,
+    needs_follow_up,
     peak,
     run_length,
 )
-from cartsim.clinical.settings import MONTH_DAYS, EndpointSettings
+from cartsim.clinical.settings import MONTH_DAYS, EndpointSettings, assessment_day
 
 GRADES = {0: "none", 1: "grade_1", 2: "grade_2", 3: "grade_3", 4: "grade_4"}
 SURROGATE_NOTE = (
@@ -80,11 +81,15 @@ def cytokine_toxicity(tr: Track, s: EndpointSettings) -> dict[str, Var]:
         mask = obs if months is None else obs & (t <= months * MONTH_DAYS)
         crs, icans = _grades(tr, s, mask)
         when = "" if months is None else f" within month {months}"
-        out[f"crs_grade{tag}"] = category_var(
+        crs_v = category_var(
             crs, f"SURROGATE CRS grade{when} (from the IL-6 peak; not an ASTCT grade)", GRADES)
-        out[f"icans_grade{tag}"] = category_var(
+        icans_v = category_var(
             icans, f"SURROGATE ICANS grade{when} (from IL-6 and IFN-gamma peaks, 0 without "
                    "CRS; not an ICE/ASTCT grade)", GRADES)
+        if months is not None:  # the daily assessments of the window: days 0..month-m day
+            crs_v = needs_follow_up(crs_v, assessment_day(months))
+            icans_v = needs_follow_up(icans_v, assessment_day(months))
+        out[f"crs_grade{tag}"], out[f"icans_grade{tag}"] = crs_v, icans_v
     il6_on = first_time(t, obs & (tr.x["il6"] >= s.crs_il6_thresholds_pg_ml[0]))
     out["crs_onset_day"] = day_var(
         np.where(out["crs_grade"].data >= 1, il6_on, np.nan),

@@ -10,6 +10,9 @@
 
 Each takes a Dataset of :func:`cartsim.sweep.run_sweep` / :func:`cartsim.sweep.run_sensitivity`
 (and optionally a matplotlib Axes), returns the Axes and never calls ``plt.show()``.
+A point without a value (failed solve, no evaluable patient, endpoint not estimable) is
+drawn as missing, never as 0: a hatched grey cell of the window, a gap in a curve, and the
+titles count such points (and the runs a sensitivity index had to fill in).
 """
 
 from __future__ import annotations
@@ -98,7 +101,15 @@ def plot_window(ds: xr.Dataset, endpoint: str = "mrd_neg_cr_d28", contour: str |
     xlog, ylog = _is_log(xv), _is_log(yv)
     vmin, vmax = (0.0, 1.0) if ds[endpoint].attrs.get("units") == "1" and \
         np.nanmax(np.asarray(z, float), initial=0) <= 1 else (None, None)
-    mesh = ax.pcolormesh(_edges(xs, xlog), _edges(ys, ylog), np.asarray(z.values, dtype=float),
+    import matplotlib
+
+    values = np.ma.masked_invalid(np.asarray(z.values, dtype=float))
+    n_missing = int(values.mask.sum()) if values.mask.ndim else int(bool(values.mask))
+    if n_missing:  # hatched grey behind the masked cells: missing, not a low value
+        ax.pcolormesh(_edges(xs, xlog), _edges(ys, ylog), np.zeros(values.shape),
+                      shading="flat", cmap=matplotlib.colors.ListedColormap(["0.85"]),
+                      hatch="//", edgecolor="0.6", linewidth=0.0)
+    mesh = ax.pcolormesh(_edges(xs, xlog), _edges(ys, ylog), values,
                          shading="flat", cmap=cmap, vmin=vmin, vmax=vmax)
     ax.figure.colorbar(mesh, ax=ax, label=_label(ds[endpoint], endpoint))
     if contour is not None:
@@ -116,8 +127,17 @@ def plot_window(ds: xr.Dataset, endpoint: str = "mrd_neg_cr_d28", contour: str |
             ticks(np.arange(vals.size), [str(v) for v in vals])
     ax.set_xlabel(_label(ds[x], x))
     ax.set_ylabel(_label(ds[y], y))
-    ax.set_title(f"{endpoint}" + (f" (contours: {contour})" if contour else ""), fontsize=9)
+    ax.set_title(f"{endpoint}" + (f" (contours: {contour})" if contour else "")
+                 + (f"\n{_missing_text(ds[endpoint], n_missing, values.size)}"
+                    if n_missing else ""), fontsize=9)
     return ax
+
+
+def _missing_text(da: xr.DataArray, n: int, total: int) -> str:
+    why = da.attrs.get("not_estimable")
+    return (f"hatched: {n} of {total} points without a value ("
+            + (f"not estimable: {why}" if why else "failed solve or no evaluable patient")
+            + ")")
 
 
 def _band(ds: xr.Dataset, name: str):
@@ -165,8 +185,10 @@ def plot_dose_response(ds: xr.Dataset, endpoints=("mrd_neg_cr_d28", "crs_g3plus"
             sub = ds if h is None else ds.sel({hue: h})
             label = e if h is None else f"{e}, {hue}={h:g}" if isinstance(h, float) \
                 else f"{e}, {hue}={h}"
-            (line,) = ax.plot(xv, np.asarray(sub[e].values, float), marker="o", ms=3,
-                              label=label)
+            y = np.asarray(sub[e].values, float)
+            if not np.isfinite(y).all():  # a gap, not a zero
+                label += f" ({int((~np.isfinite(y)).sum())} points without a value)"
+            (line,) = ax.plot(xv, y, marker="o", ms=3, label=label)
             band = _band(sub, e)
             if band is not None:
                 ax.fill_between(xv, np.asarray(band[0].values, float),
@@ -224,6 +246,9 @@ def plot_sensitivity(ds: xr.Dataset, endpoint: str | None = None, *, ax=None):
                       if unit and unit != "1" else "Morris elementary effect (per normalised "
                       "range)")
     ax.set_yticks(pos, [names[i] for i in order])
-    ax.set_title(endpoint, fontsize=9)
+    n_bad = int(sub["n_nonfinite"]) if "n_nonfinite" in sub else 0
+    n_runs = ds.sizes.get("sample", 0)
+    ax.set_title(endpoint + (f"\n{n_bad} of {n_runs} runs without a value (filled with the "
+                             "mean)" if n_bad else ""), fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     return ax

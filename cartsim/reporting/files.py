@@ -1,7 +1,7 @@
 """Writing the trial report: CSV table, Markdown document, KM figure, and a terminal summary.
 
-Every file is written atomically (a temporary file in the target folder, then
-:func:`os.replace`), so a crash never leaves a half-written report behind.
+Every file is written atomically (:mod:`cartsim.io`: a temporary file in the target folder,
+then :func:`os.replace`), so a crash never leaves a half-written report behind.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from cartsim.clinical.settings import MONTH_DAYS
+from cartsim.io import write_bytes
 from cartsim.reporting.km_plot import km_figure
 from cartsim.reporting.rows import ROW_KEYS, fmt_num
 from cartsim.reporting.trial_table import SECTIONS, survival_curves, trial_summary
@@ -128,17 +127,9 @@ def _cell(text: str) -> str:
 
 
 def _atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically (:func:`cartsim.io.write_bytes`: a full disk is
+    a :class:`cartsim.io.OutputError` and leaves no temporary file)."""
+    write_bytes(data.encode("utf-8") if isinstance(data, str) else data, path)
 
 
 UNCERTAINTY_KEYS = ("section", "endpoint", "stat", "unit", "value", "cohort_lo", "cohort_hi",
@@ -167,6 +158,10 @@ def format_uncertainty(rows: Sequence[dict]) -> str:
              "cohort: between-patient variability and cohort size at the shipped defaults (95% "
              "CI of rates and KM estimates; the patients' range for medians); model: the "
              "estimate over parameter sets the calibration could not rule out"]
+    pinned = rows[0].get("pinned", []) if rows else []
+    if pinned:
+        lines.append("kept at this run's own value (set by the user or the experiment, as in "
+                     "the calibration): " + ", ".join(pinned))
     for r in rows:
         if r["stat"] == "count":
             continue

@@ -8,6 +8,10 @@ is referenced, so the file opens anywhere (e-mail, an air-gapped ward PC) and pr
 
 ``cartsim task=report`` (:func:`run_report_task`) runs the trial exactly as ``task=trial``
 (same config, cohort, seed), writes the usual trial files, then ``report.html`` beside them.
+
+Every figure shows evaluable patients only (solver status 0), and says how many; an
+endpoint that is not estimable (follow-up too short) is left out of the endpoint bars and
+named in the caption; with no evaluable patient the page says so and draws no figure.
 """
 
 from __future__ import annotations
@@ -63,22 +67,44 @@ def _figure(width: float, height: float):
     return fig
 
 
+def _evaluable_trajectories(ep: xr.Dataset, traj: xr.Dataset | None) -> xr.Dataset | None:
+    """The trajectories of the evaluable patients only (None when there are none)."""
+    if traj is None:
+        return None
+    ok = np.asarray(traj["status"].values) == 0 if "status" in traj else \
+        np.ones(traj.sizes["patient"], dtype=bool)
+    if "patient" in ep.coords and "patient" in traj.coords:
+        ev = ep["evaluable"].to_series()
+        ids = traj["patient"].values
+        ok &= np.array([bool(ev.get(i, False)) for i in ids])
+    return traj.isel(patient=np.flatnonzero(ok)) if ok.any() else None
+
+
 def _figures(ep: xr.Dataset, traj: xr.Dataset | None) -> list[tuple[str, str, str]]:
-    """(id, caption, data URI) of every figure of the report."""
-    from cartsim.plot.clinical import endpoint_bars, swimmer, waterfall
+    """(id, caption, data URI) of every figure of the report (evaluable patients only)."""
+    from cartsim.clinical import not_estimable_reason
+    from cartsim.plot.clinical import DEFAULT_ENDPOINTS, endpoint_bars, swimmer, waterfall
     from cartsim.plot.km import kaplan_meier
     from cartsim.plot.timecourse import cohort
 
     out = []
     n_eval = int(np.asarray(ep["evaluable"].values, dtype=bool).sum())
+    if n_eval == 0:
+        return out
+    traj = _evaluable_trajectories(ep, traj)
     fig = _figure(7.0, 4.8)
     kaplan_meier(ep, fig.add_subplot(), title=f"Kaplan-Meier, 95% CI (N={n_eval} evaluable)")
     out.append(("km", "Progression-free and overall survival (Kaplan-Meier, log-log 95% bands, "
                       "censoring ticks, numbers at risk).", figure_png(fig)))
+    items = [it for it in DEFAULT_ENDPOINTS if not not_estimable_reason(ep, it[1])]
+    gone = sorted({f"{it[0]} ({not_estimable_reason(ep, it[1])})" for it in DEFAULT_ENDPOINTS
+                   if it not in items})
     fig = _figure(7.0, 4.2)
-    endpoint_bars(ep, fig.add_subplot())
-    out.append(("endpoints", "Endpoint rates among evaluable patients with exact 95% CIs. "
-                             "CRS and ICANS grades are model surrogates.", figure_png(fig)))
+    endpoint_bars(ep, fig.add_subplot(), items=items)
+    out.append(("endpoints", f"Endpoint rates among the {n_eval} evaluable patients with exact "
+                             "95% CIs. CRS and ICANS grades are model surrogates."
+                + (f" Not estimable, not drawn: {'; '.join(gone)}." if gone else ""),
+                figure_png(fig)))
     n_swim = min(n_eval, 40)
     fig = _figure(8.0, max(3.0, 0.17 * n_swim + 1.4))
     swimmer(ep, fig.add_subplot(), max_patients=40)
@@ -86,18 +112,21 @@ def _figures(ep: xr.Dataset, traj: xr.Dataset | None) -> list[tuple[str, str, st
                            "= best marrow response; markers = remission, relapse (CD7+ or "
                            "CD7-negative), progression, death.", figure_png(fig)))
     if traj is not None:
+        from cartsim.simulation import on_endpoint_grid
+
         n = traj.sizes["patient"]
+        daily = on_endpoint_grid(traj)  # what the endpoints read, whatever output.dt
         fig = _figure(8.0, 3.6)
-        waterfall(traj, fig.add_subplot())
-        out.append(("waterfall", f"Deepest marrow blast reduction (days 0-91) of {n} patients.",
-                    figure_png(fig)))
-        t_end = float(traj["time"].values[-1])
+        waterfall(daily, fig.add_subplot())
+        out.append(("waterfall", f"Deepest marrow blast reduction (days 0-91) of {n} "
+                                 "evaluable patients.", figure_png(fig)))
+        t_end = float(daily["time"].values[-1])
         fig = _figure(11.0, 3.4)
         axes = fig.subplots(1, 3)
         for ax, var in zip(axes, ("car_copies_per_ug", "marrow_blast_pct", "il6")):
-            cohort(traj, var, ax, xlim=(float(traj["time"].values[0]), min(t_end, 180.0)))
-        out.append(("cohort", f"Trajectories of {n} patients: median, 25-75th and 5-95th "
-                              "percentile bands and individual courses; grey band = "
+            cohort(daily, var, ax, xlim=(float(daily["time"].values[0]), min(t_end, 180.0)))
+        out.append(("cohort", f"Trajectories of {n} evaluable patients: median, 25-75th and "
+                              "5-95th percentile bands and individual courses; grey band = "
                               "lymphodepletion, dashed line = CAR-T infusion.",
                     figure_png(fig)))
         k = _median_patient(ep, traj)
@@ -184,6 +213,10 @@ def render_html_report(ep: xr.Dataset, *, trajectories: xr.Dataset | None = None
                  f"<pre>{esc(cfg_text)}</pre></details>")
     parts.append("<h2>Figures</h2>")
     figs = _figures(ep, trajectories)
+    if not figs:
+        n_all = ep.sizes["patient"]
+        parts.append(f'<p class="note">No evaluable patient: all {n_all} solves failed (see '
+                     "the Population rows below); no figure is drawn.</p>")
     for fid, caption, uri in figs:
         parts.append(f'<figure id="fig-{fid}"><img src="{uri}" alt="{esc(caption)}">'
                      f"<figcaption>{esc(caption)}</figcaption></figure>")

@@ -2,6 +2,9 @@
 
 Rates are over *evaluable* patients (solver status 0); patients whose solve failed are
 excluded from every rate and median, and the Population section counts and names them.
+An endpoint whose assessment the follow-up does not reach (day 28 with ``output.t_end=10``)
+is *not estimable* (:func:`cartsim.clinical.estimable`): its row says so and why, with
+``N = 0``, instead of a false ``0/N``, and the Population section lists such endpoints.
 Binomial rates carry exact Clopper-Pearson 95% CIs (:func:`cartsim.stats.binomial_ci`);
 survival uses Kaplan-Meier with log-log 95% CIs (:func:`cartsim.stats.kaplan_meier`).
 A month is 30.4375 days (365.25 / 12), and a month-``m`` landmark is read at the output
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from cartsim.clinical.endpoints import estimable, not_estimable_reason
 from cartsim.clinical.settings import MONTH_DAYS, assessment_day
 from cartsim.reporting.rows import (
     count_row,
@@ -104,12 +108,26 @@ class _Cohort:
         return out
 
     def codes(self, name: str, accepted: Sequence[int]) -> np.ndarray:
-        """Categorical int endpoint over the evaluable patients, checked against ``accepted``."""
+        """Categorical int endpoint over the evaluable patients, checked against ``accepted``
+        where it is estimable (elsewhere -1)."""
         v = np.asarray(self.ep[name].values, dtype=float)
-        bad = ~np.isin(v, accepted)
+        ok = self.estimable(name)
+        bad = ok & ~np.isin(v, accepted)
         if bad.any():
             self._bad(self.ep, name, bad, f"one of {list(accepted)}")
-        return v.astype(int)
+        return np.where(ok, v, -1).astype(int)
+
+    def estimable(self, name: str) -> np.ndarray:
+        """(evaluable patients,) bool: where endpoint ``name`` counts (follow-up long enough)."""
+        return estimable(self.ep, name)
+
+    def reason(self, name: str) -> str:
+        """Why ``name`` counts for no evaluable patient ("" when it counts for some)."""
+        return not_estimable_reason(self.ep, name) if self.N else ""
+
+    def not_estimable(self) -> list[tuple[str, str]]:
+        """(endpoint, reason) of the endpoints not estimable although some patient solved."""
+        return [(v, r) for v in REQUIRED if v in self.ep and (r := self.reason(v))]
 
     def values(self, name: str) -> np.ndarray:
         """Float endpoint over the evaluable patients (NaN = did not happen)."""
@@ -157,43 +175,75 @@ def _population(c: _Cohort) -> list[dict]:
     n_all = c.all.sizes["patient"]
     failed = np.flatnonzero(~c.evaluable)
     listed = ", ".join(f"patient {c.ids[i]} ({c.all['status_name'].values[i]})" for i in failed)
-    return [count_row(POP, "Patients simulated", n_all, n_all),
+    rows = [count_row(POP, "Patients simulated", n_all, n_all),
             count_row(POP, "Evaluable (solver succeeded)", c.N, n_all, f"{c.N}/{n_all}"),
             count_row(POP, "Failed solves (excluded from all rates)", failed.size, n_all,
                       f"{failed.size}/{n_all}" + (f": {listed}" if failed.size else ""))]
+    gone = c.not_estimable()
+    if gone:
+        by_reason: dict[str, list[str]] = {}
+        for v, r in gone:
+            by_reason.setdefault(r, []).append(v)
+        n_end = sum(v in c.ep for v in REQUIRED)
+        rows.append(count_row(POP, "Endpoints not estimable (excluded, not counted as 0)",
+                              len(gone), n_end, f"{len(gone)}/{n_end}: " + "; ".join(
+                                  f"{r}: {', '.join(vs)}" for r, vs in by_reason.items())))
+    return rows
+
+
+def _rate(c: _Cohort, section: str, label: str, name: str, hit: np.ndarray,
+          among: np.ndarray | None = None) -> dict:
+    """``hit`` over the evaluable patients where ``name`` is estimable (and ``among``)."""
+    m = c.estimable(name) if among is None else c.estimable(name) & among
+    row = rate_row(section, label, int((hit & m).sum()), int(m.sum()))
+    reason = c.reason(name)
+    if reason:
+        row["text"] = f"not estimable ({reason})"
+    return row
+
+
+def _median(c: _Cohort, section: str, label: str, name: str, values: np.ndarray, unit: str,
+            unit_text: str, among: np.ndarray | None = None) -> dict:
+    """Median (range) of ``values`` over the evaluable patients where ``name`` is estimable
+    (and ``among``); ``N`` counts those patients, ``n`` those with a value."""
+    m = c.estimable(name) if among is None else c.estimable(name) & among
+    row = median_row(section, label, values[m], int(m.sum()), unit, unit_text)
+    reason = c.reason(name)
+    if reason:
+        row["text"] = f"not estimable ({reason})"
+    return row
 
 
 def _response(c: _Cohort) -> list[dict]:
     d28 = c.codes("response_d28", list(RESPONSE_CODES))
     best = c.codes("best_response", list(RESPONSE_CODES))
     resp28 = d28 >= 1
-    rows = [rate_row(RESP, "CR at day 28", int((d28 == 2).sum()), c.N),
-            rate_row(RESP, "CRi at day 28", int((d28 == 1).sum()), c.N),
-            rate_row(RESP, "CR/CRi (ORR) at day 28", int(resp28.sum()), c.N)]
+    rows = [_rate(c, RESP, "CR at day 28", "response_d28", d28 == 2),
+            _rate(c, RESP, "CRi at day 28", "response_d28", d28 == 1),
+            _rate(c, RESP, "CR/CRi (ORR) at day 28", "response_d28", resp28)]
     for name, label in (("mrd_flow_neg_d28", "MRD-negative (flow, < 1e-4) CR/CRi at day 28"),
                         ("mrd_mol_neg_d28", "MRD-negative (molecular, < 1e-5) CR/CRi at day 28"),
                         ("mrd_flow_neg_m3", "MRD-negative (flow, < 1e-4) at month 3"),
                         ("mrd_mol_neg_m3", "MRD-negative (molecular, < 1e-5) at month 3"),
                         ("best_mrd_flow_neg", "Best response MRD-negative (flow)"),
                         ("best_mrd_mol_neg", "Best response MRD-negative (molecular)")):
-        rows.append(rate_row(RESP, label, int(c.flag(name).sum()), c.N))
-    rows += [rate_row(RESP, f"Best response {lab}", int((best == code).sum()), c.N)
+        rows.append(_rate(c, RESP, label, name, c.flag(name)))
+    rows += [_rate(c, RESP, f"Best response {lab}", "best_response", best == code)
              for code, lab in RESPONSE_CODES.items()]
-    rows.append(median_row(RESP, "Time to response (first day blasts < 5%)",
-                           c.values("response_day")[best >= 1], int((best >= 1).sum()), "day",
-                           " days"))
+    rows.append(_median(c, RESP, "Time to response (first day blasts < 5%)", "best_response",
+                        c.values("response_day"), "day", " days", among=best >= 1))
     em = c.flag("em_present")
     em_best = c.codes("em_best_response", [0, *EM_CODES])
-    if (em & (em_best == 0)).any():
-        c._bad(c.ep, "em_best_response", em & (em_best == 0),
+    wrong = em & c.estimable("em_best_response") & (em_best == 0)
+    if wrong.any():
+        c._bad(c.ep, "em_best_response", wrong,
                f"one of {list(EM_CODES)} where em_present is True")
-    em_best = em_best[em]
     n_em = int(em.sum())
     rows.append(rate_row(RESP, "Extramedullary (EM) disease at baseline", n_em, c.N))
-    rows += [rate_row(RESP, f"EM {lab} (among EM disease)", int((em_best == code).sum()), n_em)
-             for code, lab in EM_CODES.items()]
-    rows.append(rate_row(RESP, "EM ORR (CR+PR, among EM disease)",
-                         int(np.isin(em_best, (1, 2)).sum()), n_em))
+    rows += [_rate(c, RESP, f"EM {lab} (among EM disease)", "em_best_response",
+                   em_best == code, among=em) for code, lab in EM_CODES.items()]
+    rows.append(_rate(c, RESP, "EM ORR (CR+PR, among EM disease)", "em_best_response",
+                      np.isin(em_best, (1, 2)), among=em))
     return rows
 
 
@@ -206,9 +256,10 @@ def _safety(c: _Cohort) -> list[dict]:
         rows += [rate_row(SAFETY, f"{name} grade {g} (worst)", int((grade == g).sum()), c.N)
                  for g in range(5)]
         for window, span in (("1m", "1 month"), ("3m", "3 months")):
-            g_w = c.codes(f"{stem}_grade_{window}", range(5))
-            rows.append(rate_row(SAFETY, f"{name} any grade, onset within {span}",
-                                 int((g_w >= 1).sum()), c.N))
+            var = f"{stem}_grade_{window}"
+            g_w = c.codes(var, range(5))
+            rows.append(_rate(c, SAFETY, f"{name} any grade, onset within {span}", var,
+                              g_w >= 1))
         rows.append(median_row(SAFETY, f"{name} onset day", c.values(f"{stem}_onset_day"),
                                c.N, "day", " days"))
     rows += [rate_row(SAFETY, "Grade 3-4 cytopenia (ANC < 1000/uL)",
@@ -223,16 +274,17 @@ def _safety(c: _Cohort) -> list[dict]:
 
 
 def _kinetics(c: _Cohort) -> list[dict]:
-    rows = [median_row(CK, label, c.values(var), c.N, unit, shown)
+    rows = [_median(c, CK, label, var, c.values(var), unit, shown)
             for var, label, unit, shown in KINETICS]
     rows += [rate_row(CK, "Expansion observed", int(c.flag("expansion").sum()), c.N),
-             rate_row(CK, "CAR-T detectable at month 6 (qPCR >= LLOQ)",
-                      int(c.flag("car_detectable_m6").sum()), c.N)]
+             _rate(c, CK, "CAR-T detectable at month 6 (qPCR >= LLOQ)", "car_detectable_m6",
+                   c.flag("car_detectable_m6"))]
     return rows
 
 
 def _survival(c: _Cohort, times: tuple[float, ...]) -> list[dict]:
-    responder = c.codes("best_response", list(RESPONSE_CODES)) >= 1
+    # responders within the follow-up (best_response >= 1 wherever that is estimable)
+    responder = np.isfinite(c.values("response_day"))
     relapse = c.flag("relapse", among=responder)
     cause = c.codes("death_cause", [0, 1, 2])
     rows = [rate_row(SURV, "Relapse (among responders)", int(relapse.sum()),

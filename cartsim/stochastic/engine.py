@@ -12,7 +12,14 @@ observable (and :func:`cartsim.clinical.endpoints`) works unchanged. The differe
 * ``status`` is per realisation (0 success, 1 max_steps, 3 nonfinite): a failed
   realisation is NaN from its failure on, never an exception;
 * per-realisation outcomes (cure day, CAR-T loss day, relapse day, CD7- escape) are
-  added by :func:`cartsim.stochastic.outcomes.add_outcomes`;
+  added by :func:`cartsim.stochastic.outcomes.add_outcomes`, read off every recorded time;
+* the kernel records the output grid and the endpoint grid together
+  (:func:`cartsim.simulation.record_times`), and the Dataset stores the output grid plus,
+  where the two differ, the endpoints' observables on the endpoint grid
+  (:func:`cartsim.simulation.on_output_grid`). A realisation stops at every recorded time,
+  so an output grid inside the daily endpoint grid (``output.dt`` a whole number of days)
+  gives the very realisations, outcomes and endpoints of the default ``dt=1``; a finer or
+  shifted grid gives other realisations of the same process (equal in distribution);
 * ``engine="agent"`` adds clonal diversity over time and the final clone table.
 
 Random streams: realisation ``j = (stream_offset + patient) * replicates + replicate``
@@ -30,6 +37,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
+from cartsim.cf import cf_conventions
 from cartsim.stochastic.options import StochasticOptions
 
 __all__ = ["ENGINES", "HSCT_LIMITS", "simulate_network", "simulate_stochastic",
@@ -156,7 +164,7 @@ def simulate_stochastic(scenarios, *, engine: str = "stochastic", replicates: in
         engine); see the module notes.
     """
     from cartsim.models import get_model
-    from cartsim.simulation import output_times
+    from cartsim.simulation import endpoint_times, on_output_grid, output_times, record_times
     from cartsim.stochastic.outcomes import add_outcomes
 
     del method
@@ -175,7 +183,8 @@ def simulate_stochastic(scenarios, *, engine: str = "stochastic", replicates: in
                                                 else scs[0].seed))
     model = get_model("cd7")
     problems, x0, c0, p, ev, limits, rules = _tables(model, scs)
-    t_eval = output_times(scs[0])
+    t_out, t_ep = output_times(scs[0]), endpoint_times(scs[0])
+    t_eval = record_times(t_out, t_ep)
     t0 = min(min(pr.t0 for pr in problems), float(t_eval[0]))
     npat = len(scs)
     agent = engine == "agent"
@@ -226,7 +235,7 @@ def simulate_stochastic(scenarios, *, engine: str = "stochastic", replicates: in
             ds["clone_size_t"] = (("patient", "time", "clone"), out.sizes, {
                 "units": "cells", "long_name": "CAR-T cells of each clone at each output"})
         ds = ds.assign_coords(clone=("clone", np.arange(nk), {"long_name": "CAR-T clone"}))
-    ds = add_outcomes(ds, opts.relapse_blast_pct)
+    ds = on_output_grid(add_outcomes(ds, opts.relapse_blast_pct), t_out, t_ep)
     use_rep = nrep > 1 if replicate_dim is None else bool(replicate_dim)
     if use_rep:
         ds = _unflatten(ds, npat, nrep)
@@ -250,7 +259,7 @@ def simulate_stochastic(scenarios, *, engine: str = "stochastic", replicates: in
         ds.attrs["patient_overrides"] = patient_overrides(scs)
     else:
         ds.attrs.pop("patient_overrides", None)
-    return ds
+    return cf_conventions(ds)
 
 
 def trial_simulator(engine: str = "stochastic", options: StochasticOptions | None = None,

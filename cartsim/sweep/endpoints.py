@@ -4,12 +4,19 @@ Per patient, a sweep reads the endpoint contract of :func:`cartsim.endpoints` an
 derived indicators of :data:`DERIVED` (the quantities a therapeutic window is drawn from).
 
 With a virtual population per point, each kept endpoint is summarised over the point's
-evaluable patients (solver status 0):
+patients where it is estimable (:func:`cartsim.clinical.estimable`: solver status 0, and a
+follow-up reaching the endpoint's assessment day); ``n_evaluable`` counts the solved ones:
 
 * a boolean endpoint becomes a proportion ``X`` (units 1) with an exact Clopper-Pearson
   interval ``X_ci_lo``, ``X_ci_hi`` (Clopper & Pearson 1934 Biometrika 26:404);
 * a numeric endpoint becomes the median ``X`` and quartiles ``X_q25``, ``X_q75`` over
   patients (NaN values, e.g. "never", are left out).
+
+A point without one patient where the endpoint is estimable gets NaN, never 0. With one
+patient per point (:func:`single`) every kept endpoint is stored as a number (a flag as 0/1)
+and is NaN at a failed point or where it is not estimable, so a map never draws a failure
+as a non-response. An endpoint not estimable anywhere (follow-up too short) carries the
+reason in its ``not_estimable`` attribute.
 """
 
 from __future__ import annotations
@@ -39,16 +46,24 @@ DERIVED: dict[str, str] = {
 
 
 def add_derived(ep: xr.Dataset, names) -> xr.Dataset:
-    """``ep`` (per-patient endpoints) with the derived indicators among ``names`` added."""
+    """``ep`` (per-patient endpoints) with the derived indicators among ``names`` added.
+
+    A derived indicator needs the follow-up its sources need (their ``needs_follow_up_day``
+    and ``not_estimable`` attributes are carried over)."""
+    from cartsim.clinical._common import FOLLOW_UP_ATTR
+
     new = {}
     ev = ep["evaluable"].values.astype(bool)
     for name in names:
         if name not in DERIVED or name in ep:
             continue
+        source = None
         if name == "cr_d28":
             v = ep["response_d28"].values >= 1
+            source = "response_d28"
         elif name == "mrd_neg_cr_d28":
             v = (ep["response_d28"].values >= 1) & ep["mrd_flow_neg_d28"].values.astype(bool)
+            source = "response_d28"
         elif name == "crs_g3plus":
             v = ep["crs_grade"].values >= 3
         elif name == "icans_g3plus":
@@ -61,8 +76,11 @@ def add_derived(ep: xr.Dataset, names) -> xr.Dataset:
                                  f"{PFS_DAY:g} or drop pfs_12m from the endpoints")
             ev_day = ep["pfs_event"].values.astype(bool) & (ep["pfs_day"].values <= PFS_DAY)
             v = ~ev_day
-        new[name] = ("patient", np.asarray(v, dtype=bool) & ev,
-                     {"units": "1", "long_name": DERIVED[name]})
+        attrs = {"units": "1", "long_name": DERIVED[name]}
+        if source is not None:
+            attrs.update({k: a for k, a in ep[source].attrs.items()
+                          if k in (FOLLOW_UP_ATTR, "not_estimable")})
+        new[name] = ("patient", np.asarray(v, dtype=bool) & ev, attrs)
     return ep.assign(new) if new else ep
 
 
@@ -119,6 +137,8 @@ def summarise(ep: xr.Dataset, names, n_points: int, ci_level: float = 0.95) -> x
     """
     from scipy.stats import beta
 
+    from cartsim.clinical import estimable
+
     status = ep["status"].values.reshape(n_points, -1)
     ok = status == 0
     n_ok = ok.sum(axis=1)
@@ -138,22 +158,26 @@ def summarise(ep: xr.Dataset, names, n_points: int, ci_level: float = 0.95) -> x
         attrs = dict(ep[name].attrs)
         long_name = attrs.get("long_name", name)
         units = attrs.get("units", "1")
+        use = ok & estimable(ep, name).reshape(n_points, -1)
+        n_use = use.sum(axis=1)
+        why = {"not_estimable": attrs["not_estimable"]} if "not_estimable" in attrs else {}
         if v.dtype == bool:
-            k = (v & ok).sum(axis=1)
+            k = (v & use).sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                p = np.where(n_ok > 0, k / np.maximum(n_ok, 1), np.nan)
-                lo = np.where(k > 0, beta.ppf(a / 2, k, n_ok - k + 1), 0.0)
-                hi = np.where(k < n_ok, beta.ppf(1 - a / 2, k + 1, n_ok - k), 1.0)
-            lo = np.where(n_ok > 0, lo, np.nan)
-            hi = np.where(n_ok > 0, hi, np.nan)
+                p = np.where(n_use > 0, k / np.maximum(n_use, 1), np.nan)
+                lo = np.where(k > 0, beta.ppf(a / 2, k, n_use - k + 1), 0.0)
+                hi = np.where(k < n_use, beta.ppf(1 - a / 2, k + 1, n_use - k), 1.0)
+            lo = np.where(n_use > 0, lo, np.nan)
+            hi = np.where(n_use > 0, hi, np.nan)
             pct = f"{100 * ci_level:g}%"
-            out[name] = (("point",), p, {"units": "1", "long_name": f"proportion: {long_name}"})
+            out[name] = (("point",), p, {"units": "1", "long_name": f"proportion: {long_name}",
+                                         **why})
             out[f"{name}_ci_lo"] = (("point",), lo, {
                 "units": "1", "long_name": f"lower {pct} Clopper-Pearson bound: {long_name}"})
             out[f"{name}_ci_hi"] = (("point",), hi, {
                 "units": "1", "long_name": f"upper {pct} Clopper-Pearson bound: {long_name}"})
         else:
-            x = np.where(ok, v.astype(float), np.nan)
+            x = np.where(use, v.astype(float), np.nan)
             x = np.where(x == -1, np.nan, x) if v.dtype.kind in "iu" else x
             allnan = ~np.isfinite(x).any(axis=1)
             x_safe = np.where(allnan[:, None], 0.0, x)
@@ -162,13 +186,28 @@ def summarise(ep: xr.Dataset, names, n_points: int, ci_level: float = 0.95) -> x
             for j, (suffix, what) in enumerate((("_q25", "25th percentile"), ("", "median"),
                                                 ("_q75", "75th percentile"))):
                 out[f"{name}{suffix}"] = (("point",), q[j], {
-                    "units": units, "long_name": f"{what} over patients: {long_name}"})
+                    "units": units, "long_name": f"{what} over patients: {long_name}",
+                    **(why if not suffix else {})})
     return xr.Dataset(out)
 
 
 def single(ep: xr.Dataset, names) -> xr.Dataset:
-    """Per-point values when every point is one patient (dim ``patient`` renamed ``point``)."""
-    ds = select(ep, names).drop_vars("patient", errors="ignore").rename_dims(patient="point")
+    """Per-point values when every point is one patient (dim ``patient`` renamed ``point``).
+
+    Every kept endpoint becomes a float (a flag 0/1, a category its code) that is NaN where
+    it is not estimable (failed solve, or follow-up short of its assessment): a failed point
+    is missing, not a non-response."""
+    from cartsim.clinical import estimable
+
+    ep = add_derived(ep, names)
+    ds = select(ep, names)
+    for name in names:
+        ok = estimable(ep, name)
+        v = np.asarray(ds[name].values)
+        if v.dtype.kind in "biuf":
+            attrs = {**ds[name].attrs, "missing": "NaN: failed solve or not estimable"}
+            ds[name] = ("patient", np.where(ok, v.astype(float), np.nan), attrs)
+    ds = ds.drop_vars("patient", errors="ignore").rename_dims(patient="point")
     ds.attrs = {}
     ds["status"].attrs.update({"units": "1", "long_name": "point status: solver status "
                                "(0 success, 1 max steps, 2 step-size underflow, 3 non-finite "

@@ -20,6 +20,14 @@ the endpoints with respect to the parameters *as distributed on those ranges*.
 
 Implemented with SALib (Herman & Usher 2017 J Open Source Softw 2:97; Iwanaga et al. 2022
 Socio-Environ Syst Model 4:18155), imported lazily.
+
+A model run without a value (a failed solve, an invalid scenario, a population point with
+no evaluable patient, or an endpoint the follow-up does not reach) is NaN, never 0: the
+estimators need every design row, so such a value is replaced by the mean of the finite
+ones and counted per endpoint (``n_nonfinite``); :func:`run_sensitivity` also counts the
+failed runs (``n_failed``, ``status``) and says so in a :class:`cartsim.CartsimWarning`,
+which the ``task=sensitivity`` console shows. Indices resting on many replaced values are
+to be read with care.
 """
 
 from __future__ import annotations
@@ -101,7 +109,7 @@ def sensitivity_indices(params: Sequence, options: SensitivityOptions, x: np.nda
     x : the inputs of :func:`sensitivity_design`, (n, D).
     outputs : output name -> values (n,), one per input row (booleans as 0/1). Non-finite
         values (failed solves) are replaced by the mean of the finite ones and counted in
-        ``n_nonfinite``.
+        ``n_nonfinite``; an output without one finite value gets NaN indices.
     units, long_names : per output, for the attributes.
 
     Returns
@@ -114,7 +122,13 @@ def sensitivity_indices(params: Sequence, options: SensitivityOptions, x: np.nda
     problem = _problem(params)
     names = list(outputs)
     d = len(params)
-    res: dict[str, np.ndarray] = {}
+    if options.method == "sobol":
+        keys = ["S1", "S1_conf", "ST", "ST_conf"]
+        keys += ["S2", "S2_conf"] if options.second_order else []
+    else:
+        keys = ["mu", "mu_star", "sigma", "mu_star_conf"]
+    res = {k: np.full((len(names), d, d) if k.startswith("S2") else (len(names), d), np.nan)
+           for k in keys}
     nonfinite = []
     for e, name in enumerate(names):
         y = np.asarray(outputs[name], dtype=float).ravel()
@@ -122,9 +136,9 @@ def sensitivity_indices(params: Sequence, options: SensitivityOptions, x: np.nda
             raise ValueError(f"output {name!r} has {y.size} values for {x.shape[0]} inputs")
         bad = ~np.isfinite(y)
         nonfinite.append(int(bad.sum()))
-        if bad.all():
-            y = np.zeros_like(y)
-        elif bad.any():
+        if bad.all():  # no value at all: no index (NaN), never an index of zeros
+            continue
+        if bad.any():
             y = np.where(bad, y[~bad].mean(), y)
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -135,8 +149,6 @@ def sensitivity_indices(params: Sequence, options: SensitivityOptions, x: np.nda
                                            num_resamples=options.num_resamples,
                                            conf_level=options.conf_level,
                                            print_to_console=False, seed=int(seed))
-                keys = ["S1", "S1_conf", "ST", "ST_conf"]
-                keys += ["S2", "S2_conf"] if options.second_order else []
             else:
                 from SALib.analyze import morris as morris_analyze
 
@@ -145,10 +157,8 @@ def sensitivity_indices(params: Sequence, options: SensitivityOptions, x: np.nda
                                             conf_level=options.conf_level,
                                             num_levels=options.num_levels,
                                             print_to_console=False, seed=int(seed))
-                keys = ["mu", "mu_star", "sigma", "mu_star_conf"]
         for k in keys:
-            shape = (len(names), d, d) if k.startswith("S2") else (len(names), d)
-            res.setdefault(k, np.full(shape, np.nan))[e] = np.asarray(si[k], dtype=float)
+            res[k][e] = np.asarray(si[k], dtype=float)
     pct = f"{100 * options.conf_level:g}%"
     meaning = {
         "S1": "first-order Sobol index (share of output variance due to the parameter alone)",
@@ -249,13 +259,34 @@ def run_sensitivity(base: Scenario, options: SensitivityOptions, population=None
                     death_seed=stream_seeds(seed)[1], chunk_size=options.chunk_size,
                     chunk_dir=chunk_dir, description=desc, simulate_fn=simulate_fn,
                     progress=progress)
-    outputs = {n: ds[n].values.astype(float) for n in options.endpoints}
+    status = np.asarray(ds["status"].values)
+    # sweep values are NaN where a run gave none (failed solve with one patient per point,
+    # no evaluable patient, not estimable); a point that did not run at all (-1 missing,
+    # -2 invalid scenario) has no value either
+    outputs = {n: np.where(status < 0, np.nan, ds[n].values.astype(float))
+               for n in options.endpoints}
     units = {n: ds[n].attrs.get("units", "1") for n in options.endpoints}
     long_names = {n: ds[n].attrs.get("long_name", n) for n in options.endpoints}
     out = sensitivity_indices(options.parameters, options, x, outputs, seed, units, long_names)
     out["status"] = (("sample",), ds["status"].values, {
         "units": "1", "long_name": "status of each model run (0 ok, > 0 solver failure, -1 "
                                    "missing, -2 invalid scenario)"})
+    n_failed = int((status != 0).sum())
+    missing = {n: int(v) for n, v in zip(options.endpoints, out["n_nonfinite"].values) if v}
+    if n_failed or missing:
+        from cartsim import CartsimWarning
+
+        failed = "failed solve" if options.population_n == 0 else \
+            "a failed solve among the point's patients"
+        why = [f"{n}: {ds[n].attrs['not_estimable']}" for n in options.endpoints
+               if "not_estimable" in ds[n].attrs]
+        warnings.warn(
+            f"sensitivity: {n_failed} of {x.shape[0]} model runs did not succeed ({failed}, "
+            "invalid or missing point; see 'status'); missing values, replaced by the mean "
+            "of the finite ones in the indices (no index where none is finite): "
+            + (", ".join(f"{n} {k}/{x.shape[0]}" for n, k in missing.items()) or "none")
+            + (f" (not estimable: {'; '.join(why)})" if why else ""),
+            CartsimWarning, stacklevel=2)
     out.attrs.update({
         "title": f"cartsim global sensitivity ({options.method})",
         "cartsim_version": __version__,
@@ -263,7 +294,7 @@ def run_sensitivity(base: Scenario, options: SensitivityOptions, population=None
         "config": _yaml(base),
         "population_n": int(options.population_n),
         "n_runs": int(x.shape[0]),
-        "n_failed": int((ds["status"].values != 0).sum()),
+        "n_failed": n_failed,
         "errors": ds.attrs.get("errors", "[]"),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "conventions": "CF-1.8 style units and long_name on every variable",

@@ -131,8 +131,10 @@ def test_a_solver_failure_is_data_and_the_sweep_goes_on(base):
                      endpoints=["cmax_qpcr", "cr_d28"])
     ds = run_sweep(base, spec, simulate_fn=failing_second)
     assert ds["status"].values.tolist() == [0, 1, 0]
-    assert np.isnan(ds["cmax_qpcr"].values[1]) and not ds["cr_d28"].values[1]
+    # a failed point is missing (NaN), not a non-response (cr_d28 = 0)
+    assert np.isnan(ds["cmax_qpcr"].values[1]) and np.isnan(ds["cr_d28"].values[1])
     assert np.isfinite(ds["cmax_qpcr"].values[[0, 2]]).all()
+    assert np.isin(ds["cr_d28"].values[[0, 2]], (0.0, 1.0)).all()
     assert ds.attrs["n_failed"] == 1
 
 

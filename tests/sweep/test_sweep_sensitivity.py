@@ -83,3 +83,87 @@ def test_run_sensitivity_needs_parameters(base):
 
     with pytest.raises(ScenarioError, match="sensitivity.parameters"):
         run_sensitivity(base, SensitivityOptions())
+
+
+# ------------------------------------------------------------ failures: missing, never 0
+
+DOSE_RANGE = [SweepAxis("regimen.car_dose_per_kg", space="logspace", start=1e5, stop=1e7),
+              SweepAxis("model.params.k_kill", space="logspace", start=0.4, stop=1.6)]
+
+
+def _fail_odd_patients(scenarios, start):
+    """The ODE, with every patient of odd global index reported as a failed solve."""
+    from cartsim.simulation import simulate
+
+    ds = simulate(scenarios)
+    st = ds["status"].values.copy()
+    st[(start + np.arange(st.size)) % 2 == 1] = 1
+    return ds.assign(status=ds["status"].copy(data=st))
+
+
+def test_failed_runs_are_missing_counted_and_reported(base):
+    from cartsim import CartsimWarning
+
+    opts = SensitivityOptions(method="morris", parameters=DOSE_RANGE, n_base=2,
+                              endpoints=["cr_d28", "crs_grade", "cmax_qpcr"])
+    with pytest.warns(CartsimWarning, match=r"sensitivity: 3 of 6 model runs did not succeed"
+                                            r".*cr_d28 3/6, crs_grade 3/6, cmax_qpcr 3/6"):
+        ds = run_sensitivity(base, opts, simulate_fn=_fail_odd_patients)
+    assert ds.attrs["n_failed"] == 3 and ds["status"].values.tolist() == [0, 1] * 3
+    out = ds["outputs"].values
+    assert np.isnan(out[1::2]).all()  # a failed run is no response, not cr_d28 = 0
+    assert np.isfinite(out[0::2]).all() and np.isin(out[0::2, 0], (0.0, 1.0)).all()
+    assert ds["n_nonfinite"].values.tolist() == [3, 3, 3]
+
+
+def test_a_population_point_without_evaluable_patients_is_missing(base):
+    from cartsim import CartsimWarning
+
+    opts = SensitivityOptions(method="morris", parameters=DOSE_RANGE, n_base=2,
+                              population_n=1, endpoints=["cr_d28"])
+    with pytest.warns(CartsimWarning, match="3 of 6 model runs"):
+        ds = run_sensitivity(base, opts, simulate_fn=_fail_odd_patients)
+    assert np.isnan(ds["outputs"].values[1::2, 0]).all()
+    assert np.isfinite(ds["outputs"].values[0::2, 0]).all()
+
+
+def test_an_endpoint_the_follow_up_does_not_reach_is_missing_and_said_so(base):
+    import dataclasses
+
+    from cartsim import CartsimWarning, OutputOptions
+
+    short = dataclasses.replace(base, output=OutputOptions(t_end=20.0))
+    opts = SensitivityOptions(method="morris", parameters=DOSE_RANGE, n_base=2,
+                              endpoints=["cr_d28", "crs_g3plus"])
+    with pytest.warns(CartsimWarning, match=r"0 of 6 .*cr_d28 6/6.*not estimable: cr_d28: "
+                                            r"follow-up ends day 20 < day 28"):
+        ds = run_sensitivity(short, opts)
+    assert np.isnan(ds["outputs"].sel(endpoint="cr_d28")).all()
+    assert np.isnan(ds["mu_star"].sel(endpoint="cr_d28")).all()  # no index, not mu* = 0
+    assert np.isfinite(ds["outputs"].sel(endpoint="crs_g3plus")).all()
+    assert np.isfinite(ds["mu_star"].sel(endpoint="crs_g3plus")).all()
+
+
+def test_plots_show_missing_points_as_missing():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import xarray as xr
+
+    from cartsim.plot.sweep import plot_sensitivity, plot_window
+
+    p = np.array([[0.2, np.nan], [0.6, 0.9]])
+    ds = xr.Dataset({"cr_d28": (("dose", "burden"), p, {"units": "1"})},
+                    coords={"dose": [1e5, 1e6], "burden": [5.0, 50.0]})
+    ax = plot_window(ds, "cr_d28", contour=None)
+    assert "1 of 4 points without a value" in ax.get_title()
+    mesh = ax.collections[-1]
+    assert np.ma.getmaskarray(mesh.get_array()).sum() == 1  # masked, not drawn as 0
+    opts = SensitivityOptions(method="morris", parameters=[
+        SweepAxis("a", space="linspace", start=0.0, stop=1.0),
+        SweepAxis("b", space="linspace", start=0.0, stop=1.0)], endpoints=["y"], n_base=2)
+    x = sensitivity_design(opts.parameters, opts, seed=0)
+    y = x[:, 0].copy()
+    y[2] = np.nan
+    ax = plot_sensitivity(sensitivity_indices(opts.parameters, opts, x, {"y": y}))
+    assert "1 of 6 runs without a value" in ax.get_title()
