@@ -12,7 +12,15 @@ Examples::
 Keys and types are checked by Hydra when the config is composed (its own error
 message, exit code 1); values are checked when the config becomes a
 :class:`~cartsim.scenario.Scenario`, and a :class:`~cartsim.scenario.ScenarioError`
-is printed as ``cartsim: error: <message>`` with exit code 2.
+is printed as ``cartsim: error: <message>`` with exit code 2. So is every other bad input
+found while a task runs (a cohort table, an observation file, a model parameter: their
+errors are ScenarioErrors too) and an output directory that cannot be written. Exit codes:
+
+* 0: done;
+* 1: Hydra could not compose the config (its message), or an internal error (one line;
+  ``--debug`` or ``CARTSIM_DEBUG=1`` prints the traceback);
+* 2: a value, a file or an output directory is not accepted (``cartsim: error: ...``);
+* 3: the run finished, but every patient failed to solve (files written, message on stderr).
 
 Tasks live in :data:`TASKS`, a name -> ``function(run_cfg, output_dir)`` registry;
 ``task=NAME`` picks one.
@@ -20,6 +28,8 @@ Tasks live in :data:`TASKS`, a name -> ``function(run_cfg, output_dir)`` registr
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +49,16 @@ __all__ = ["TASKS", "engine_simulator", "main", "run_simulate", "run_trial_task"
 
 EXIT_USAGE = 2
 """Exit code for a rejected configuration value (as argparse uses for usage errors)."""
+EXIT_INTERNAL = 1
+"""Exit code for an unexpected error (a bug: ``--debug`` shows the traceback)."""
+EXIT_ALL_FAILED = 3
+"""Exit code of a run whose every patient failed to solve."""
+DEBUG_FLAG = "--debug"
+DEBUG_ENV = "CARTSIM_DEBUG"
+"""``--debug`` on the command line or ``CARTSIM_DEBUG=1``: errors print their traceback."""
+
+_state = {"debug": False, "all_failed": []}
+"""Per process: debug mode, and the messages of jobs whose every patient failed."""
 
 
 def run_simulate(run_cfg: RunConfig, output_dir: Path) -> None:
@@ -60,6 +80,7 @@ def run_simulate(run_cfg: RunConfig, output_dir: Path) -> None:
     path = write_netcdf(ds, Path(output_dir) / run_cfg.output_file)
     print(f"cartsim: wrote {path}", flush=True)
     print(format_summary(ds), flush=True)
+    check_some_solved(ds, path)
 
 
 def run_trial_task(run_cfg: RunConfig, output_dir: Path) -> None:
@@ -92,6 +113,24 @@ def run_trial_task(run_cfg: RunConfig, output_dir: Path) -> None:
         print(format_uncertainty(uncertainty), flush=True)
     for name, path in paths.items():
         print(f"cartsim: wrote {name}: {path}", flush=True)
+    check_some_solved(result.endpoints, paths.get("endpoints", output_dir))
+
+
+def check_some_solved(ds, where) -> None:
+    """Record (and print) a run whose every patient failed to solve (``status != 0``):
+    :func:`main` then exits with :data:`EXIT_ALL_FAILED` once all jobs are done."""
+    if "status" not in ds:
+        return
+    status = ds["status"].values
+    if status.size == 0 or (status == 0).any():
+        return
+    names = ds["status_name"].values if "status_name" in ds else status
+    kinds = ", ".join(sorted({str(n) for n in names.ravel()}))
+    message = (f"every patient failed to solve ({status.size} of {status.size}; solver status "
+               f"{kinds}): {where} holds no usable result; try solver.method=rodas4 or bdf, a "
+               "larger solver.max_steps, or check the inputs")
+    print(f"cartsim: error: {message}", file=sys.stderr, flush=True)
+    _state["all_failed"].append(message)
 
 
 def engine_simulator(run_cfg: RunConfig):
@@ -128,20 +167,42 @@ TASKS: dict[str, Callable[[RunConfig, Path], None]] = {
 """Task registry: ``task=NAME`` runs ``TASKS[NAME](run_cfg, output_dir)``."""
 
 
-def _fail(message: str) -> NoReturn:
-    print(f"cartsim: error: {message}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_USAGE)
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``cartsim: error: <message>`` as one line on stderr and exit with ``code``
+    (in debug mode the traceback of the exception being handled first)."""
+    _print_traceback_if_debug()
+    _exit_with(message, code)
+
+
+def _exit_with(message: str, code: int) -> NoReturn:
+    one_line = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    print(f"cartsim: error: {one_line}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _print_traceback_if_debug() -> None:
+    if _state["debug"] and sys.exc_info()[0] is not None:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _app(cfg: DictConfig) -> None:
-    """Body of the Hydra app: validate the composed config, then run its task."""
+    """Body of the Hydra app: validate the composed config, then run its task.
+
+    An error is reported here, inside the job (as one line, see :func:`_report`): one
+    that left the job would make Hydra print its own header first."""
     task_name = cfg.get("task")
     if task_name not in TASKS:
         _fail(f"task={task_name!r} is not accepted: expected one of {', '.join(TASKS)}")
     try:
-        run_cfg = to_run_config(cfg)
-    except ScenarioError as exc:
-        _fail(str(exc))
+        _run_job(cfg, task_name)
+    except Exception as exc:
+        _report(exc)
+
+
+def _run_job(cfg: DictConfig, task_name: str) -> None:
+    run_cfg = to_run_config(cfg)
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -182,6 +243,40 @@ def mark_done(output_dir: Path, key: str) -> None:
     write_text(key, Path(output_dir) / DONE_MARKER)
 
 
+PATH_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR,
+               errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG)
+"""OSErrors that mean a path the user chose cannot be used (exit 2); others (a full disk, an
+I/O error) exit 1."""
+
+
+def _report(exc: BaseException) -> NoReturn:
+    """Turn an exception that ended the run into one line on stderr and an exit code."""
+    from hydra.errors import CompactHydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from cartsim.parameters.base import ParameterError
+
+    _print_traceback_if_debug()
+    if isinstance(exc, CompactHydraException):  # composition: Hydra's message, as Hydra does
+        sys.stderr.write(str(exc) + os.linesep)
+        if isinstance(exc.__cause__, OmegaConfBaseException):
+            sys.stderr.write(str(exc.__cause__) + os.linesep)
+        sys.exit(1)
+    if isinstance(exc, (ScenarioError, ParameterError)):
+        _exit_with(str(exc), EXIT_USAGE)
+    if isinstance(exc, OSError):
+        code = EXIT_USAGE if exc.errno in PATH_ERRNOS else EXIT_INTERNAL
+        if not exc.strerror:  # a whole message, as cartsim.io.OutputError carries
+            _exit_with(str(exc), code)
+        where = f"{exc.filename}: " if exc.filename else ""
+        hint = (": expected a writable output directory (hydra.run.dir=DIR, or "
+                "hydra.sweep.dir=DIR with -m) and readable input files"
+                if code == EXIT_USAGE else "")
+        _exit_with(f"{where}{exc.strerror}{hint}", code)
+    _exit_with(f"internal error: {type(exc).__name__}: {exc} (run again with {DEBUG_FLAG} "
+               f"or {DEBUG_ENV}=1 for the traceback)", EXIT_INTERNAL)
+
+
 def _hydra_main() -> Callable[[], None]:
     try:
         config_path = str(conf_dir())
@@ -196,13 +291,36 @@ SUBCOMMANDS = {"gather": ("cartsim.sweep.gather", "main")}
 
 
 def main() -> None:
-    """Console-script entry point (``cartsim``)."""
+    """Console-script entry point (``cartsim``).
+
+    ``--debug`` (anywhere on the command line, or ``CARTSIM_DEBUG=1``) lets errors print
+    their full traceback; otherwise every error is one line (see the module docstring).
+    """
+    debug = (DEBUG_FLAG in sys.argv[1:]
+             or any(os.environ.get(v, "") not in ("", "0") for v in (DEBUG_ENV,
+                                                                      "HYDRA_FULL_ERROR")))
+    sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != DEBUG_FLAG)]
+    _state.update(debug=debug, all_failed=[])
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         import importlib
 
         module, name = SUBCOMMANDS[sys.argv[1]]
         sys.exit(getattr(importlib.import_module(module), name)(sys.argv[2:]))
-    _hydra_main()()
+    # Hydra prints a trimmed traceback of any error unless HYDRA_FULL_ERROR is set, in which
+    # case it re-raises: set it, and report the error here as one line
+    saved = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _hydra_main()()
+    except Exception as exc:
+        _report(exc)
+    finally:
+        if saved is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved
+    if _state["all_failed"]:
+        sys.exit(EXIT_ALL_FAILED)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,14 @@ How validation is split
 * **Values** (ranges, ordering, finiteness) are checked by the dataclasses'
   ``__post_init__`` when the composed config is converted to objects; the
   :class:`~cartsim.scenario.ScenarioError` it raises reaches the caller as is.
+  ``model.params`` are checked there too, against the bounds of the model's parameter
+  set, and so are the options a model does not support (``stein2019`` with a cohort
+  task or a stochastic engine).
 
-The config directory is ``conf/`` beside the package (``Path(cartsim.__file__)
-.parents[1] / "conf"``), or the directory named by the environment variable
-``CARTSIM_CONF_DIR``.
+The config directory (:func:`conf_dir`) is, in this order: the directory named by
+the environment variable ``CARTSIM_CONF_DIR``; the repository's ``conf/`` when the
+package runs from a checkout (or an editable install of one); the copy of ``conf/``
+that the wheel ships as ``cartsim/_conf`` (``setup.py`` maps it there at build time).
 """
 
 from __future__ import annotations
@@ -72,6 +76,10 @@ SCHEMA_NAME = "config_schema"
 
 ENGINES = ("ode", "stochastic", "agent")
 """Accepted values of ``engine``: the deterministic ODE and the two stochastic engines."""
+
+COHORT_TASKS = ("trial", "sweep", "sensitivity", "report")
+"""Tasks that compute clinical endpoints (:func:`cartsim.endpoints`), which read variables
+only the ``cd7`` model has."""
 
 
 class ConfigError(ScenarioError):
@@ -129,6 +137,18 @@ class RunConfig(Scenario):
             raise ScenarioError(f"output_file={self.output_file!r} is not accepted: expected "
                                 "a bare file name ending in .nc (it is written into the "
                                 "job's output directory)")
+        if self.model.name != "cd7":
+            if self.engine != "ode":
+                raise ScenarioError(f"engine={self.engine!r} is not accepted with "
+                                    f"model={self.model.name}: expected engine=ode (the "
+                                    "stochastic and agent engines simulate the cd7 reaction "
+                                    "network), or model=cd7")
+            if self.task in COHORT_TASKS:
+                raise ScenarioError(f"task={self.task!r} is not accepted with "
+                                    f"model={self.model.name}: expected model=cd7 (the "
+                                    "endpoints of a trial, sweep or report need the blasts, "
+                                    "T cells and cytokines of the cd7 model), or task=simulate "
+                                    "or task=fit")
 
     def scenario(self) -> Scenario:
         """The :class:`Scenario` part of this run config (shares the sub-objects)."""
@@ -136,21 +156,37 @@ class RunConfig(Scenario):
 
 
 def conf_dir() -> Path:
-    """Absolute path of the config directory (``$CARTSIM_CONF_DIR`` or ``<repo>/conf``).
+    """Absolute path of the config directory.
+
+    The first of: ``$CARTSIM_CONF_DIR`` (an error if it holds no ``config.yaml``: a
+    directory the user named is never silently replaced); ``<repo>/conf`` when the
+    package is imported from a repository checkout (``conf/config.yaml`` and
+    ``pyproject.toml`` beside the ``cartsim`` package); ``cartsim/_conf``, the copy of
+    ``conf/`` an installed wheel carries.
 
     Raises
     ------
     ConfigError
-        If the directory does not exist.
+        If ``$CARTSIM_CONF_DIR`` names a directory without ``config.yaml``, or neither a
+        checkout's nor the packaged config directory exists.
     """
     env = os.environ.get(CONF_DIR_ENV)
-    path = Path(env) if env else Path(cartsim.__file__).resolve().parents[1] / "conf"
-    path = path.expanduser().resolve()
-    if not (path / "config.yaml").is_file():
-        where = f"${CONF_DIR_ENV}={env!r}" if env else "the directory beside the cartsim package"
-        raise ConfigError(f"config directory {str(path)!r} (from {where}) has no config.yaml: "
-                          f"set {CONF_DIR_ENV} to a directory holding cartsim's conf/ tree")
-    return path
+    if env:
+        path = Path(env).expanduser().resolve()
+        if not (path / "config.yaml").is_file():
+            raise ConfigError(f"config directory {str(path)!r} (from ${CONF_DIR_ENV}={env!r}) "
+                              f"has no config.yaml: set {CONF_DIR_ENV} to a directory holding "
+                              "cartsim's conf/ tree")
+        return path
+    package = Path(cartsim.__file__).resolve().parent
+    checkout, packaged = package.parent / "conf", package / "_conf"
+    if (checkout / "config.yaml").is_file() and (package.parent / "pyproject.toml").is_file():
+        return checkout
+    if (packaged / "config.yaml").is_file():
+        return packaged
+    raise ConfigError(f"no config directory: neither {str(checkout)!r} (a repository checkout) "
+                      f"nor {str(packaged)!r} (an installed wheel) has config.yaml; set "
+                      f"{CONF_DIR_ENV} to a directory holding cartsim's conf/ tree")
 
 
 def register_configs() -> None:
@@ -272,9 +308,34 @@ def _build(schema: type, cfg: Any) -> Any:
     _check_keys(schema, cfg, prefix="")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
-        return OmegaConf.to_object(merged)
+        result = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise ConfigError(_flatten_message(exc)) from exc
+    _check_model_params(result)
+    return result
+
+
+def _check_model_params(scenario: Scenario) -> None:
+    """Check ``model.params`` against the model's parameter set (names, bounds and the
+    model's own constraints, e.g. alpha > beta in stein2019) when the config is built, so
+    that a bad override is a :class:`~cartsim.scenario.ScenarioError` before anything runs.
+    """
+    if not scenario.model.params:
+        return
+    from cartsim.models import get_model  # lazily: importing a model loads numba
+    from cartsim.parameters.base import ParameterError
+
+    model = get_model(scenario.model.name)
+    for name, value in scenario.model.params.items():
+        if name not in model.parameters:
+            raise ScenarioError(f"model.params.{name}={value!r} is not accepted: expected a "
+                                f"parameter of model {scenario.model.name!r}: "
+                                f"{', '.join(model.parameters)}")
+    try:
+        check = getattr(model, "parameter_vector", model.parameters.with_values)
+        check(dict(scenario.model.params))
+    except ParameterError as exc:
+        raise ScenarioError(str(exc)) from exc
 
 
 def _check_keys(schema: type, cfg: Mapping[str, Any], prefix: str) -> None:

@@ -52,7 +52,9 @@ class ModelConfig:
 
     ``params`` maps a parameter name of the model's parameter set to a new
     value in that parameter's unit (see ``cartsim.models.get_model(name).parameters``).
-    Unknown names are rejected when the scenario is built.
+    Unknown names and values outside the parameter's bounds are rejected when a config is
+    converted (``cartsim.config.to_scenario``, ``load_config``: a ``ScenarioError``), and
+    when a scenario built by keyword is simulated (``cartsim.parameters.base.ParameterError``).
     """
 
     name: str = "cd7"
@@ -121,10 +123,10 @@ class Disease:
 
     name: str = "tall"
     label: str = "T-cell acute lymphoblastic leukemia"
-    blast_growth_per_day: float = 0.04
+    blast_growth_per_day: float = 0.0770196
     cd7_density: float = 1.0
     em_volume_cm3: float = 0.0
-    em_access: float = 0.095
+    em_access: float = 0.373857
 
     def __post_init__(self) -> None:
         _range("disease.blast_growth_per_day", self.blast_growth_per_day, 0.0, 2.0)
@@ -327,9 +329,25 @@ class OutputOptions:
                    self.times, "strictly increasing days")
 
 
+SEED_MAX = 2**64 - 1
+"""Largest run seed: seeds are unsigned 64-bit integers (``numpy.random.SeedSequence`` entropy,
+stored in the output's attributes)."""
+
+TRANSPLANT_MODELS = ("cd7",)
+"""Models with a transplant (``regimen.hsct_day``) and CAR-T re-infusion (``reinfusion_days``);
+``stein2019`` describes one infusion's kinetics only."""
+
+
 @dataclass
 class Scenario:
-    """Everything one simulation needs. Build it by keyword or via ``cartsim.load_config``."""
+    """Everything one simulation needs. Build it by keyword or via ``cartsim.load_config``.
+
+    Besides the checks of each part, the parts are checked together: no tocilizumab or
+    dexamethasone day lies before :meth:`start_day`, no intervention (re-infusion,
+    tocilizumab, dexamethasone, transplant) after :meth:`end_day`, each infusion is 0 or at
+    least one CAR+ cell, the model supports the regimen (``stein2019`` has no transplant
+    and no re-infusion), and ``seed`` is an integer in [0, 2**64 - 1].
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     product: Product = field(default_factory=Product)
@@ -339,3 +357,77 @@ class Scenario:
     solver: SolverOptions = field(default_factory=SolverOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        ok = isinstance(self.seed, int) and not isinstance(self.seed, bool)
+        _check(ok and 0 <= self.seed <= SEED_MAX, "seed", self.seed,
+               "an integer from 0 to 2**64 - 1")
+        self._check_event_days()
+        self._check_doses()
+        reg = self.regimen
+        if self.model.name not in TRANSPLANT_MODELS:
+            _check(reg.hsct_day is None, "regimen.hsct_day", reg.hsct_day,
+                   f"null with model.name={self.model.name!r} (it has no transplant; "
+                   f"use model={TRANSPLANT_MODELS[0]})")
+            _check(not reg.reinfusion_days, "regimen.reinfusion_days", reg.reinfusion_days,
+                   f"[] with model.name={self.model.name!r} (it describes one infusion; "
+                   f"use model={TRANSPLANT_MODELS[0]})")
+
+    def start_day(self) -> float:
+        """Day the simulation starts (day): the earliest of the first output time, the first
+        lymphodepletion day and the first CAR-T day. The baseline covariates
+        (``patient.marrow_blast_pct``, ...) hold on this day."""
+        out, reg = self.output, self.regimen
+        first_out = out.times[0] if out.times else out.t_start
+        return float(min(first_out, *reg.ld_days[:1], reg.car_days[0]))
+
+    def end_day(self) -> float:
+        """Last simulated day (day): ``output.t_end``, or the last of ``output.times``."""
+        out = self.output
+        return float(out.times[-1] if out.times else out.t_end)
+
+    def _check_event_days(self) -> None:
+        """Events outside [start_day, end_day] are refused: one before the start would move
+        the start (the disease would grow from its baseline for longer than configured),
+        an intervention after the end would be ignored. CAR-T infusion days may lie after
+        the end: a simulation can stop before the infusion (lymphodepletion alone)."""
+        reg = self.regimen
+        start, end = self.start_day(), self.end_day()
+        first_out = "output.times[0]" if self.output.times else "output.t_start"
+        last_out = "output.times[-1]" if self.output.times else "output.t_end"
+        for name in ("toci_days", "steroid_days"):
+            days = list(getattr(reg, name))
+            _check(not days or days[0] >= start, f"regimen.{name}", days,
+                   f"days >= {start:g}, the start of the simulation (the earliest of "
+                   f"{first_out}, regimen.ld_days[0] and regimen.car_days[0]); set "
+                   f"{first_out} earlier to start the simulation earlier")
+        events = [(f"regimen.{name}", list(getattr(reg, name)))
+                  for name in ("reinfusion_days", "toci_days", "steroid_days")]
+        if reg.hsct_day is not None:
+            events.append(("regimen.hsct_day", reg.hsct_day))
+        for key, value in events:
+            last = max(value) if isinstance(value, list) and value else value
+            _check(value == [] or last <= end, key, value,
+                   f"days <= {end:g}, the end of the simulation ({last_out}); an event "
+                   f"after it would be ignored: set {last_out} later")
+
+    def _check_doses(self) -> None:
+        """An infusion of less than one CAR+ cell is refused (0 is no CAR-T): the ODE would
+        expand a fraction of a cell into a response."""
+        reg, weight = self.regimen, self.patient.weight_kg
+        per_cell = f"at least one CAR+ cell per infusion (>= {1.0 / weight:.3g} cells/kg at " \
+                   f"patient.weight_kg={weight!r})"
+        for i, frac in enumerate(reg.car_fractions):
+            cells = reg.car_dose_per_kg * frac * weight
+            if 0.0 < cells < 1.0:
+                total = reg.car_dose_per_kg * weight
+                if total < 1.0:
+                    _check(False, "regimen.car_dose_per_kg", reg.car_dose_per_kg,
+                           f"0 (no CAR-T) or {per_cell}")
+                _check(False, f"regimen.car_fractions[{i}]", frac,
+                       f"0 or a fraction of at least one CAR+ cell (>= {1.0 / total:.3g} of "
+                       f"{total:.3g} cells)")
+        if reg.reinfusion_days:
+            cells = reg.reinfusion_dose_per_kg * weight
+            _check(not 0.0 < cells < 1.0, "regimen.reinfusion_dose_per_kg",
+                   reg.reinfusion_dose_per_kg, f"0 or {per_cell}")

@@ -186,6 +186,55 @@ def test_rerunning_a_multirun_skips_completed_jobs(tmp_path, monkeypatch, capsys
     assert len(stand_in_simulate) == 5 and stand_in_simulate[-1].regimen.car_dose_per_kg == 1e7
 
 
+def test_every_patient_failed_exits_3_after_writing(tmp_path, monkeypatch, capsys,
+                                                   stand_in_simulate):
+    """A run whose every patient failed still writes its file, then says so and exits 3;
+    one patient solved is a result (exit 0)."""
+    def failing(scenario, status=(1, 2)):
+        return xr.Dataset({"car_t": ("time", np.full(2, np.nan)),
+                           "status": ("patient", np.array(status)),
+                           "status_name": ("patient", np.array(["max_steps", "underflow"]))})
+
+    monkeypatch.setattr(sys.modules["cartsim.simulation"], "simulate", failing)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        run_in_process(monkeypatch, f"hydra.run.dir={tmp_path / 'run'}")
+    assert info.value.code == cli.EXIT_ALL_FAILED
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cartsim: error: every patient failed to solve (2 of 2; solver "
+                          "status max_steps, underflow)") and "\n" not in err
+    assert (tmp_path / "run" / "simulation.nc").is_file()
+    monkeypatch.setattr(sys.modules["cartsim.simulation"], "simulate",
+                        lambda sc: failing(sc, status=(0, 2)))
+    run_in_process(monkeypatch, f"hydra.run.dir={tmp_path / 'run2'}")  # no SystemExit
+    assert "every patient failed" not in capsys.readouterr().err
+
+
+def test_an_internal_error_is_one_line_unless_debugging(tmp_path, monkeypatch, capsys,
+                                                         stand_in_simulate):
+    def broken(scenario):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(sys.modules["cartsim.simulation"], "simulate", broken)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CARTSIM_DEBUG", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as info:
+        run_in_process(monkeypatch, f"hydra.run.dir={tmp_path / 'run'}")
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err == ("cartsim: error: internal error: RuntimeError: boom (run again with --debug "
+                   "or CARTSIM_DEBUG=1 for the traceback)\n")
+    assert "HYDRA_FULL_ERROR" not in os.environ  # restored after the run
+    with pytest.raises(SystemExit) as info:
+        run_in_process(monkeypatch, "--debug", f"hydra.run.dir={tmp_path / 'run'}")
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and 'raise RuntimeError("boom")' in err
+    assert err.rstrip().endswith("RuntimeError: boom (run again with --debug or "
+                                 "CARTSIM_DEBUG=1 for the traceback)")
+
+
 def test_write_netcdf_leaves_no_file_when_writing_fails(tmp_path):
     class Broken:
         def to_netcdf(self, path, engine):
@@ -224,3 +273,21 @@ def test_cli_multirun_writes_three_distinct_files(tmp_path):
     for i in range(3):
         for j in range(i + 1, 3):
             assert not datasets[i].equals(datasets[j]), f"jobs {i} and {j} wrote the same data"
+
+
+@pytest.mark.parametrize(("exc", "code", "line"), [
+    (NotADirectoryError(20, "Not a directory", "/x/run"), 2,
+     "cartsim: error: /x/run: Not a directory: expected a writable output directory"),
+    (OSError(28, "No space left on device", "/x/run/.hydra"), 1,
+     "cartsim: error: /x/run/.hydra: No space left on device\n"),
+    (cli.ScenarioError("seed=-1 is not accepted: expected an integer"), 2,
+     "cartsim: error: seed=-1 is not accepted: expected an integer\n"),
+], ids=["not-a-directory", "disk-full", "scenario"])
+def test_report_turns_errors_into_one_line_and_an_exit_code(capsys, monkeypatch, exc, code,
+                                                            line):
+    monkeypatch.setitem(cli._state, "debug", False)
+    with pytest.raises(SystemExit) as info:
+        cli._report(exc)
+    assert info.value.code == code
+    err = capsys.readouterr().err
+    assert err.startswith(line) and err.count("\n") == 1

@@ -135,7 +135,7 @@ def test_overrides_land_in_the_scenario():
         "regimen.car_days=[0,7]",
         "regimen.car_fractions=[0.5,0.5]",
         "regimen.toci_il6_threshold=500",
-        "+model.params.some_rate=0.25",
+        "+model.params.k_kill=0.25",
         "solver.method=rodas4",
         "output.times=[0,7,28]",
         "seed=7",
@@ -147,7 +147,7 @@ def test_overrides_land_in_the_scenario():
     assert scenario.regimen.car_days == [0.0, 7.0]
     assert scenario.regimen.car_fractions == [0.5, 0.5]
     assert scenario.regimen.toci_il6_threshold == 500.0
-    assert scenario.model.params == {"some_rate": 0.25}
+    assert scenario.model.params == {"k_kill": 0.25}
     assert scenario.solver.method == "rodas4"
     assert scenario.output.times == [0.0, 7.0, 28.0]
     assert scenario.seed == 7

@@ -72,7 +72,12 @@ Dose records set the patient's scenario: CAR-T dose records give
 relative to it), ``car_fractions`` and ``car_dose_per_kg`` (their sum);
 fludarabine / cyclophosphamide records give ``regimen.ld_days`` and the daily
 ``flu_mg_m2`` / ``cy_mg_m2`` (one daily dose per drug and patient). A patient
-without dose records keeps the base scenario's regimen.
+without lymphodepletion records keeps the base scenario's lymphodepletion. A patient
+without a CAR-T dose record is an error when the model's kinetics depend on the dose
+(``cd7``), unless the file is read with ``dose_from_base=True`` (the base scenario's
+dose is then used); ``stein2019`` has no dose term. Observations before a patient's first
+dose (where the simulation starts), an exact copy of a record, a censoring flag that
+contradicts the value and its LLOQ, and a patient without observations are errors too.
 
 Every problem is a :class:`DataError` naming the file, the data row (and
 line), the column and what would be accepted.
@@ -165,6 +170,10 @@ TIME_UNITS = {"day": 1.0, "d": 1.0, "days": 1.0, "h": 1 / 24, "hour": 1 / 24,
               "hours": 1 / 24, "hr": 1 / 24, "week": 7.0, "weeks": 7.0, "wk": 7.0}
 """Accepted units of ``TIME`` -> factor to days."""
 
+DOSE_FREE_MODELS = ("stein2019",)
+"""Models whose kinetics do not depend on the CAR-T dose (Stein 2019 has no dose term), so a
+patient without a CAR-T dose record can be fitted with them."""
+
 _COV_ALIASES = {"wt": "weight", "ht": "height", "crcl": "crcl", "blast": "marrow_blasts"}
 _KNOWN = ("id", "time", "dv", "analyte", "dvid", "unit", "lloq", "cens", "blq", "mdv", "evid",
           "amt", "cmt", "ss", "ii", "rate")
@@ -189,6 +198,8 @@ class Observations:
     covariates : covariate short name (``cartsim.population.spec.COVARIATE_FIELDS``)
         -> one value per patient (canonical unit).
     regimens : per patient, the ``regimen`` fields set by dose records.
+    dose_from_base : whether a patient without CAR-T dose records may take the base
+        scenario's dose (see :meth:`scenarios`).
     """
 
     source: str
@@ -202,6 +213,7 @@ class Observations:
     row: np.ndarray
     covariates: dict[str, np.ndarray] = field(default_factory=dict)
     regimens: list[dict[str, Any]] = field(default_factory=list)
+    dose_from_base: bool = False
 
     @property
     def n_patients(self) -> int:
@@ -226,7 +238,7 @@ class Observations:
             time=self.time[keep], dv=self.dv[keep], analyte=self.analyte[keep],
             lloq=self.lloq[keep], cens=self.cens[keep], row=self.row[keep],
             covariates={k: v[idx] for k, v in self.covariates.items()},
-            regimens=[self.regimens[k] for k in idx])
+            regimens=[self.regimens[k] for k in idx], dose_from_base=self.dose_from_base)
 
     def _index(self, key) -> int:
         if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
@@ -240,10 +252,29 @@ class Observations:
         return self.ids.index(str(key))
 
     def scenarios(self, base: Scenario | None = None) -> list[Scenario]:
-        """One validated :class:`Scenario` per patient: ``base`` with covariates and regimen."""
+        """One validated :class:`Scenario` per patient: ``base`` with covariates and regimen.
+
+        Raises
+        ------
+        DataError
+            A patient without a CAR-T dose record when the model's kinetics depend on the
+            dose (every model but ``stein2019``) and ``dose_from_base`` is False; an
+            observation before the patient's first dose (lymphodepletion or CAR-T), where
+            the simulation starts; covariates or doses the scenario does not accept.
+        """
         from cartsim.population.draw import PatientRejected, build_scenarios
 
         base = base or Scenario()
+        if base.model.name not in DOSE_FREE_MODELS and not self.dose_from_base:
+            for k, reg in enumerate(self.regimens):
+                if "car_days" not in reg:
+                    raise DataError(
+                        f"{self.source}: patient ID {self.ids[k]!r} has no CAR-T dose record: "
+                        "expected a row with EVID=1, ANALYTE=car_t, AMT and UNIT (e.g. "
+                        "cells/kg) at TIME 0, as the kinetics of model "
+                        f"{base.model.name!r} depend on the dose (or read the file with "
+                        "dose_from_base=True to give every such patient the base scenario's "
+                        "regimen.car_dose_per_kg)")
         try:
             scs = build_scenarios(base, self.n_patients, self.covariates)
         except PatientRejected as exc:
@@ -258,11 +289,29 @@ class Observations:
                 except ScenarioError as exc:
                     raise DataError(f"{self.source}: dose records of patient ID "
                                     f"{self.ids[k]!r}: {exc}") from exc
+            self._check_after_first_dose(k, sc.regimen)
             out.append(sc)
         return out
 
+    def _check_after_first_dose(self, k: int, regimen) -> None:
+        """The simulation starts at the first dose (lymphodepletion or CAR-T): an
+        observation before it would move the start and let the disease grow from its
+        baseline for longer than it did."""
+        first = min(regimen.ld_days[:1] + regimen.car_days[:1])
+        which = "lymphodepletion" if regimen.ld_days and regimen.ld_days[0] == first else "CAR-T"
+        mine = np.flatnonzero(self.patient == k)
+        early = mine[self.time[mine] < first]
+        if early.size:
+            j = early[np.argmin(self.row[early])]
+            raise DataError(f"{self.source}: data row {self.row[j]} (ID {self.ids[k]!r}), "
+                            f"column TIME: an observation at day {self.time[j]:g} precedes the "
+                            f"patient's first dose (day {first:g}, {which}): expected TIME >= "
+                            f"{first:g} (day 0 = the first CAR-T infusion), or a dose record "
+                            "at the earlier start")
 
-def read_observations(path: str | Path, *, censor_below_lloq: bool = False) -> Observations:
+
+def read_observations(path: str | Path, *, censor_below_lloq: bool = False,
+                      dose_from_base: bool = False) -> Observations:
     """Read a long NONMEM-like CSV of observations and doses (see the module docstring).
 
     Parameters
@@ -270,28 +319,35 @@ def read_observations(path: str | Path, *, censor_below_lloq: bool = False) -> O
     path : the CSV file.
     censor_below_lloq : an uncensored ``DV`` below its row's ``LLOQ`` becomes a censored
         observation at that LLOQ (default False: such a row is a ``DataError``).
+    dose_from_base : a patient without a CAR-T dose record takes the CAR-T dose of the base
+        scenario (default False: a ``DataError`` when the model's kinetics depend on the
+        dose, see :meth:`Observations.scenarios`).
 
     Raises
     ------
     DataError
-        A missing required column, an unknown column, analyte, drug or unit, a
-        non-numeric, NaN or negative value, a covariate that varies within a
-        patient, or dose records the scenario cannot represent; the message
+        A file that is not UTF-8, comma-delimited CSV; a missing required column, an
+        unknown column, analyte, drug or unit, a non-numeric, NaN or negative value, a
+        covariate that varies within a patient, a row repeated exactly, a censored row
+        whose ``DV`` is above its ``LLOQ`` (or an uncensored one below it), a patient
+        without observations, or dose records the scenario cannot represent; the message
         names the file, data row, line and column.
     """
     path = Path(path)
     src = str(path)
     if not path.is_file():
         raise DataError(f"{src}: no such file (data=... must name a CSV file of observations)")
-    rows, lines = read_rows(path, comments=True)
+    rows, lines = read_rows(path, comments=True, error=DataError)
     if not rows:
         raise DataError(f"{src}: empty file: expected a header row (ID, TIME, DV, ANALYTE or "
                         "DVID, UNIT, ...) and one row per record")
     header = rows.pop(0)
     lines.pop(0)
     cols, time_factor, covs = _parse_header(header, src)
-    return _parse_rows(rows, lines, cols, time_factor, covs, src, len(header),
-                       censor_below_lloq)
+    obs = _parse_rows(rows, lines, cols, time_factor, covs, src, len(header),
+                      censor_below_lloq)
+    obs.dose_from_base = bool(dose_from_base)
+    return obs
 
 
 def _parse_header(header, src):
@@ -399,10 +455,19 @@ def _parse_rows(rows, lines, cols, time_factor, covs, src, width, censor_below_l
     cov_vals: dict[str, list[float | None]] = {c: [] for _, _, c, _ in covs}
     cov_first: dict[tuple[str, int], int] = {}
     doses: list[dict[str, list[tuple[float, float, bool, int]]]] = []
+    seen: dict[tuple[str, ...], int] = {}  # a record's cells -> its data row
 
     def get(r, name):
         j = cols.get(name)
         return r[j] if j is not None else None
+
+    def unique(r, k, where):
+        """A record (dose or observation) may appear once: a copy would count twice."""
+        key = tuple(c.strip() for c in r)
+        if key in seen:
+            raise DataError(f"{where}: repeats data row {seen[key]} exactly: expected each "
+                            "record once (a copied row would count twice)")
+        seen[key] = k
 
     for k, (r, line) in enumerate(zip(rows, lines), 1):
         where = f"{src}: data row {k} (line {line})"
@@ -451,6 +516,7 @@ def _parse_rows(rows, lines, cols, time_factor, covs, src, width, censor_below_l
                 raise DataError(f"{where}, column ANALYTE: unknown dosed drug {raw!r}: expected "
                                 f"one of {', '.join(DOSE_DRUGS)}")
             fac, per_weight = _unit_factor(unit, DOSE_DRUGS[drug], where, f"a {drug} dose")
+            unique(r, k, where)
             doses[p].setdefault(drug, []).append((t, amt * fac, per_weight, k))
             continue
         if _flag(get(r, "mdv") or "", where, "MDV"):
@@ -470,6 +536,14 @@ def _parse_rows(rows, lines, cols, time_factor, covs, src, width, censor_below_l
                 if lloq <= 0:
                     raise DataError(f"{where}, column DV: {lloq!r} is not accepted as the limit "
                                     "of a censored row: expected > 0")
+            elif dv_raw.strip() not in ("", "."):
+                value = _num(dv_raw, where, "DV", "a value <= LLOQ on a censored row")
+                if value > lloq * (1 + 1e-9):
+                    col = "CENS" if "cens" in cols else "BLQ"
+                    raise DataError(f"{where}, column {col}: {col}=1 (below the limit of "
+                                    f"quantification) contradicts DV {value!r} above the "
+                                    f"row's LLOQ {lloq!r}: expected {col}=0 for a quantified "
+                                    "value, or a DV <= LLOQ (or empty) on a censored row")
             dv = lloq
         else:
             if "dv" not in cols:
@@ -486,6 +560,7 @@ def _parse_rows(rows, lines, cols, time_factor, covs, src, width, censor_below_l
                                     "for a value below quantification, or a DV >= LLOQ "
                                     "(fit.censor_below_lloq=true censors such rows)")
                 cens, dv = 1, lloq
+        unique(r, k, where)
         obs["patient"].append(p)
         obs["time"].append(t)
         obs["dv"].append(dv * fac)
@@ -495,6 +570,12 @@ def _parse_rows(rows, lines, cols, time_factor, covs, src, width, censor_below_l
         obs["row"].append(k)
     if not obs["time"]:
         raise DataError(f"{src}: no observation rows (EVID=0, MDV=0): nothing to fit")
+    observed = set(obs["patient"])
+    for p, pid in enumerate(ids):
+        if p not in observed:
+            raise DataError(f"{src}: patient ID {pid!r} has no observation rows (EVID=0, "
+                            "MDV=0): expected at least one observation per patient (or "
+                            "remove the patient's rows)")
     covariates = {}
     for c, vals in cov_vals.items():
         missing = [ids[i] for i, v in enumerate(vals) if v is None]

@@ -28,6 +28,7 @@ Exact conversion factors: 1 lb = 0.45359237 kg, 1 in = 2.54 cm,
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from pathlib import Path
@@ -119,6 +120,9 @@ def read_cohort(path: str | Path, base: Scenario) -> Cohort:
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if not path.is_file():
+        raise CohortTableError(f"{path}: no such file (a cohort table: .csv, .tsv or "
+                               ".parquet)")
     if suffix in (".csv", ".tsv"):
         header, rows, lines = _read_text(path, "\t" if suffix == ".tsv" else ",")
     elif suffix in (".parquet", ".pq"):
@@ -131,16 +135,45 @@ def read_cohort(path: str | Path, base: Scenario) -> Cohort:
     return _cohort(fields, rows, lines, base, src)
 
 
-def read_rows(path, delimiter: str = ",", comments: bool = False
-              ) -> tuple[list[list[str]], list[int]]:
-    """The non-blank rows of a delimited text file (BOM-tolerant UTF-8) and their line numbers.
+DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+"""Delimiters recognised in a header written with the wrong one (names for messages)."""
+
+
+def read_rows(path, delimiter: str = ",", comments: bool = False,
+              error: type[ScenarioError] | None = None) -> tuple[list[list[str]], list[int]]:
+    """The non-blank rows of a delimited text file (UTF-8, a BOM is dropped) and their line
+    numbers.
 
     Blank lines are layout, not records; with ``comments`` a row whose first cell starts
     with ``#`` is skipped too. Shared by the cohort and the observation readers.
+
+    Raises
+    ------
+    error (default :class:`CohortTableError`)
+        The file does not exist, is not UTF-8 text (naming the line and the byte), is not
+        valid CSV, or its header is one cell holding another delimiter (a semicolon- or
+        tab-delimited file read as comma-delimited).
     """
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        rows, lines = [], []
+    error = error or CohortTableError
+    expected = (f"expected a {DELIMITERS[delimiter]}-delimited UTF-8 "
+                f"{'CSV' if delimiter == ',' else 'table'}")
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory: {expected}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data[:start].count(b"\n") + 1
+        raise error(f"{path}: line {line}: byte {data[start:start + 1]!r} is not UTF-8 text: "
+                    f"{expected} (save it as 'CSV UTF-8')") from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, lines = [], []
+    try:
         for row in reader:
             if not any(c.strip() for c in row):
                 continue
@@ -148,6 +181,13 @@ def read_rows(path, delimiter: str = ",", comments: bool = False
                 continue
             rows.append(row)
             lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise error(f"{path}: line {reader.line_num}: {exc}: {expected}") from None
+    if rows and len(rows[0]) == 1:
+        found = [name for d, name in DELIMITERS.items() if d != delimiter and d in rows[0][0]]
+        if found:
+            raise error(f"{path}: line {lines[0]}: the header {rows[0][0]!r} is one column "
+                        f"holding {found[0]}s: {expected}")
     return rows, lines
 
 
@@ -173,7 +213,11 @@ def _read_parquet(path: Path) -> tuple[list[str], list[list[Any]], list[int]]:
                           "(or pip install 'cartsim[parquet]')") from exc
     import pandas as pd
 
-    df = pd.read_parquet(path)
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise CohortTableError(f"{path}: not a readable Parquet file ({exc}): expected a "
+                               "Parquet table with one row per patient") from exc
     header = [str(c) for c in df.columns]
     rows = [list(r) for r in df.itertuples(index=False, name=None)]
     return header, rows, []

@@ -110,3 +110,30 @@ def test_shipped_example_data_read():
         "car_copies_per_ug", "car_cells_per_ul"}
     stein = read_observations(root / "stein2019_typical.csv")
     assert stein.n_patients == 1 and not stein.cens.any()
+
+
+def test_blq_flag_contradicting_the_value_names_the_blq_column(tmp_path):
+    header = "ID,TIME,DV,ANALYTE,UNIT,LLOQ,BLQ\n"
+    with pytest.raises(DataError) as err:
+        read_observations(write(tmp_path, "A,7,80,qpcr,copies/ug,50,1\n", header=header))
+    assert "column BLQ: BLQ=1" in str(err.value) and "DV 80.0 above the row's LLOQ 50.0" in str(
+        err.value)
+    # a censored row's DV at or below its LLOQ (or empty) is the M3 convention: accepted
+    obs = read_observations(write(tmp_path, "A,7,50,qpcr,copies/ug,50,1\n"
+                                            "A,8,12,qpcr,copies/ug,50,1\n", header=header))
+    assert obs.cens.tolist() == [True, True] and obs.dv.tolist() == [50.0, 50.0]
+
+
+def test_dose_from_base_travels_with_a_selection(tmp_path):
+    p = write(tmp_path, "A,7,5,qpcr,copies/ug,,0,0,,0,70\nB,7,6,qpcr,copies/ug,,0,0,,0,80\n")
+    obs = read_observations(p, dose_from_base=True)
+    assert obs.select("B").dose_from_base
+    assert obs.select("B").scenarios()[0].regimen.car_dose_per_kg == 1e6  # the base's dose
+    with pytest.raises(DataError, match="patient ID 'B' has no CAR-T dose record"):
+        read_observations(p).select("B").scenarios()
+
+
+def test_good_file_passes_the_new_semantic_checks(tmp_path):
+    """The reference file: doses first, observations after them, no copy, CENS consistent."""
+    obs = read_observations(write(tmp_path, GOOD))
+    assert len(obs.scenarios()) == 1 and obs.time.min() >= -5.0

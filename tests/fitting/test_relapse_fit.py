@@ -197,7 +197,7 @@ def _real_patient(tmp_path, pid: int) -> Observations:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-    return read_observations(path)
+    return read_observations(path, dose_from_base=True)  # the source gives no dose
 
 
 def test_real_relapse_fit_follows_the_observed_relapse(tmp_path):

@@ -151,3 +151,10 @@ def test_parquet_without_pyarrow_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow` fail
     with pytest.raises(ImportError, match=r"pip install pyarrow.*cartsim\[parquet\]"):
         read_cohort(_write(tmp_path, "", "cohort.parquet"), BASE)
+
+
+def test_a_tsv_holding_commas_asks_for_tabs(tmp_path):
+    path = _write(tmp_path, HEAD + "\nA,150,170,10\n", "cohort.tsv")
+    with pytest.raises(CohortTableError) as err:
+        read_cohort(path, BASE)
+    assert "holding commas: expected a tab-delimited UTF-8 table" in str(err.value)
