@@ -71,8 +71,11 @@ def fit(data: str | Path | Observations, parameters: Sequence[str] | None = None
         kw.update(kwargs)
         return IndividualFit(params, **kw).fit(obs, patient=patient)
     if method == "population":
-        kw = dict(common, omega_init=opts.omega_init, n_explore=opts.n_explore,
-                  n_smooth=opts.n_smooth, n_rw=opts.n_rw, is_samples=opts.is_samples,
+        closed_form = base.model.name == "stein2019"
+        kw = dict(common, omega_init=opts.omega_init,
+                  n_explore=opts.n_explore or (250 if closed_form else 100),
+                  n_smooth=opts.n_smooth or (200 if closed_form else 50),
+                  n_rw=opts.n_rw, is_samples=opts.is_samples,
                   init_from=opts.init_from, n_chains=opts.n_chains)
         kw.update(kwargs)
         return PopulationFit(params, **kw).fit(obs)

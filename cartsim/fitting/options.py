@@ -50,7 +50,8 @@ class FitOptions:
     sigma_fixed : analyte -> a fixed residual SD of ln(observation) (-), not estimated.
     censor_below_lloq : treat uncensored values below their row's LLOQ as censored (default:
         such a row is an error naming file and row).
-    omega_init : smallest starting random-effect SD (search units, 0.5 ~ 50% CV)
+    omega_init : smallest starting random-effect SD (search units, 1.0 ~ 100% CV: large
+        starting variances let SAEM explore before it settles, as Monolix does)
         (population fit).
     init_from : where SAEM starts (population fit): ``individual`` (median of quick
         individual fits, their spread for omega), ``model`` (the scenario values or
@@ -58,9 +59,12 @@ class FitOptions:
         for ODE models, whose individual fits cost about as much as SAEM itself).
     n_chains : independent SAEM runs from different starts (population fit); their spread
         is reported and a disagreement beyond the standard errors is warned about.
-    n_explore, n_smooth : SAEM iterations with step 1 and with decreasing step.
+    n_explore, n_smooth : SAEM iterations with step 1 and with decreasing step; null: 250
+        and 200 for the closed-form ``stein2019`` (Monolix's defaults), 100 and 50 for ODE
+        models (each iteration solves every patient's ODE).
     n_rw : random-walk Metropolis-Hastings proposals per patient and SAEM iteration.
-    is_samples : importance samples per patient for the population log-likelihood.
+    is_samples : importance samples per patient for the population log-likelihood; null:
+        1000 for ``stein2019``, 50 for ODE models (``PopulationFit``'s choice).
     n_sim : simulated replicates of the data set for the visual predictive check.
     solver_method : ODE method during the fit (``bdf``, ``rodas4``, ``dp5``, ``dp5_bdf``).
     rtol : ODE relative tolerance during the fit; null: 1e-8 for an individual fit (finite
@@ -81,13 +85,13 @@ class FitOptions:
     sigma_floor: dict[str, float] = field(default_factory=dict)
     sigma_fixed: dict[str, float] = field(default_factory=dict)
     censor_below_lloq: bool = False
-    omega_init: float = 0.5
+    omega_init: float = 1.0
     init_from: str = "auto"
     n_chains: int = 3
-    n_explore: int = 100
-    n_smooth: int = 50
+    n_explore: int | None = None
+    n_smooth: int | None = None
     n_rw: int = 1
-    is_samples: int = 50
+    is_samples: int | None = None
     n_sim: int = 50
     solver_method: str = "bdf"
     rtol: float | None = None
@@ -115,7 +119,8 @@ class FitOptions:
                         ("n_smooth", 1), ("n_rw", 0), ("is_samples", 0), ("n_sim", 0),
                         ("n_chains", 1)):
             v = getattr(self, key)
-            if v is None and key in ("n_starts", "n_local"):
+            if v is None and key in ("n_starts", "n_local", "n_explore", "n_smooth",
+                                     "is_samples"):
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise _bad(key, v, f"an integer >= {lo}"

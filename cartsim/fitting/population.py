@@ -7,51 +7,58 @@ Model (mu-referenced, in the search space of :mod:`cartsim.fitting.transforms`):
     y_ij | phi_i ~ residual model of :mod:`cartsim.fitting.likelihood` (M3 for BLQ)
 
 Algorithm: stochastic approximation EM (Delyon, Lavielle & Moulines 1999, Ann
-Stat 27:94; Kuhn & Lavielle 2005, Comput Stat Data Anal 49:1020), as in
-Monolix:
+Stat 27:94; Kuhn & Lavielle 2005, Comput Stat Data Anal 49:1020), with the
+settings of Monolix / nlmixr2 (Lavielle 2014, Mixed Effects Models for the
+Population Approach, ch. 9):
 
-1. simulation: per iteration, Metropolis-Hastings updates of every patient's
-   ``phi_i``: one proposal from the population distribution ``N(mu, Omega)``
-   and ``n_rw`` random-walk proposals ``phi_i + s_i N(0, Omega)`` with a
-   per-patient scale ``s_i`` adapted towards 30% acceptance; all patients'
-   proposals are integrated as one compiled batch;
+1. simulation: ``n_mcmc`` Markov chains per patient (``auto``: enough for 50
+   parameter vectors per iteration with a closed-form model, :data:`MCMC_ROWS`;
+   1 for ODE models), each updated per iteration by three Metropolis-Hastings
+   kernels: ``n_prior`` independent proposals from ``N(mu, Omega)`` (kernel 1),
+   ``n_rw`` random walks ``phi + s N(0, Omega)`` of all components (kernel 2) and
+   ``n_rw_component`` sweeps of one-component random walks (kernel 3), with
+   per-chain scales ``s`` adapted towards 30% acceptance; every kernel is one
+   compiled batch of all chains of all patients;
 2. stochastic approximation of the sufficient statistics
-   ``S1 = mean_i phi_i``, ``S2 = mean_i phi_i^2`` with step ``gamma_k = 1``
+   ``S1 = mean phi``, ``S2 = mean phi^2`` over all chains, with step ``gamma_k = 1``
    for ``n_explore`` iterations, then ``1 / (k - n_explore)`` for ``n_smooth``;
-3. maximisation: ``mu = S1``, ``omega^2 = S2 - S1^2`` (not shrinking by more
-   than 5% per iteration while exploring), and the residual parameters by
-   maximising the conditional log-likelihood of the current ``phi_i`` and
-   moving towards it with step ``gamma_k`` (no closed form with M3 and the
-   combined error model).
+3. maximisation: ``mu = S1``, ``omega^2 = S2 - S1^2`` (or a fixed value,
+   ``omega_fixed``), and the residual parameters by maximising the conditional
+   log-likelihood of the current chains and moving towards it with step ``gamma_k``
+   (no closed form with M3 and the combined error model). Simulated annealing: for
+   the first ``n_anneal`` iterations (default ``n_explore``) no variance, omega^2 or
+   sigma^2, falls by more than the factor ``anneal`` (0.95) per iteration, so the
+   chains keep exploring while the typical values move.
 
-After SAEM:
+After SAEM (:mod:`cartsim.fitting.population_estimates`):
 
 * empirical Bayes estimates (EBE): conditional modes
-  ``argmax_phi l_i(phi) + ln N(phi; mu, Omega)`` per patient (L-BFGS-B from
-  the best sample of the chain);
+  ``argmax_phi l_i(phi) + ln N(phi; mu, Omega)`` per patient (Levenberg-Marquardt
+  from the best sample of the chains);
 * standard errors of ``mu``, ``omega^2`` and ``ln sigma`` from the observed
   information by Louis' principle, ``I = sum_i (E[-H_i] - Var[g_i])`` with
   ``g_i, H_i`` the gradient and Hessian of the complete-data log-likelihood,
-  expectations over the chain's samples during the smoothing phase (Kuhn &
+  expectations over the chains' samples during the smoothing phase (Kuhn &
   Lavielle 2005, section 2.3); delta method to ``theta`` and ``omega``;
 * the log-likelihood ``sum_i ln int p(y_i | phi) p(phi) dphi`` by importance
-  sampling with a Student-t (5 df) proposal fitted to each patient's
-  conditional mean and variance (as Monolix does), hence AIC and BIC, with its
-  Monte Carlo standard error.
+  sampling with a multivariate Student-t (5 df) proposal fitted to each patient's
+  conditional mean and covariance, hence AIC and BIC, with its Monte Carlo
+  standard error.
 
 Start and restarts (issue 17): SAEM starts from the data (median and spread of
-quick individual fits, ``init_from``), not from literature values, and runs
-``n_chains`` times: the first run with every patient at its individual estimate,
-the others from starts displaced by draws of the starting Omega. The run with the
-highest log-likelihood gives the estimates; ``restarts_`` keeps all of them, and
-the fit is converged only when the chosen run is stationary over the smoothing
-phase (:data:`DRIFT_SE`), its standard errors are finite and the restarts agree
-(typical values within one standard error, log-likelihoods within
-``max(1, 3 x`` the Monte Carlo SE)); each failure is a
-:class:`~cartsim.fitting.messages.ConvergenceWarning`. Proposals outside the
+quick individual fits, ``init_from``; the starting omegas at least ``omega_init``,
+1 by default), not from literature values, and runs ``n_chains`` times: the first
+run with every patient at its individual estimate, the others from starts displaced
+by draws of the starting Omega. The run with the highest log-likelihood gives the
+estimates; ``restarts_`` keeps all of them, and the fit is converged only when the
+chosen run is stationary over the smoothing phase (:data:`DRIFT_SE`), its standard
+errors are finite, no estimated omega has collapsed to 0 and the restarts agree
+(typical values within one standard error, log-likelihoods within ``max(1, 3 x``
+the Monte Carlo SE)); each failure is a
+:class:`~cartsim.fitting.messages.ConvergenceWarning` that names the parameters
+concerned (``problem_parameters_``) and how to fix them. Proposals outside the
 search box are rejected (the model clips there and the chain would drift on a
-flat likelihood); for the closed-form ``stein2019`` a component-wise random walk
-per parameter is added to every iteration (Kuhn & Lavielle 2005).
+flat likelihood).
 
 Why written here: the Python NLME libraries at hand (e.g. ``saemix`` is R;
 ``pharmpy`` drives NONMEM/nlmixr2, an R/Fortran stack; ``nlmixr2`` is R)
@@ -71,8 +78,8 @@ from scipy import optimize
 from cartsim.fitting.data import Observations
 from cartsim.fitting.forward import ForwardModel
 from cartsim.fitting.likelihood import ResidualModel, ln_sigma_prop_mle, loglik_terms
-from cartsim.fitting.messages import ConvergenceWarning, FitWarning
-from cartsim.fitting.population_estimates import SAEMEstimates
+from cartsim.fitting.messages import FitWarning
+from cartsim.fitting.population_estimates import DRIFT_ABS, DRIFT_SE, SAEMEstimates
 from cartsim.fitting.transforms import default_transform
 from cartsim.scenario import ModelConfig, Scenario, ScenarioError
 
@@ -80,12 +87,17 @@ __all__ = ["PopulationFit"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
-DRIFT_SE = 0.25
-DRIFT_ABS = 0.05
-"""Stationarity over the smoothing phase: every trace quantity (mu, omega^2, ln sigma)
-changes over the last quarter of the smoothing phase by at most ``max(DRIFT_ABS,
-DRIFT_SE * se)`` (search units). Assumption: a change below a quarter of the standard
-error cannot alter a conclusion drawn from the estimate."""
+MCMC_ROWS = 50
+"""With ``n_mcmc="auto"``, a closed-form model runs ``ceil(50 / patients)`` MCMC chains per
+patient, so that every SAEM iteration draws at least 50 individual parameter vectors (as
+Monolix's automatic number of chains; assumption: with fewer, the stochastic approximation of
+the omega^2 of a small cohort is too noisy to settle within the default iterations)."""
+
+IS_SAMPLES = 1000
+"""Importance samples per patient for a closed-form model by default: on the 14 real
+patients (``stein2019``, 5 random effects) 50 samples scatter the log-likelihood by about
++-1 between seeds, enough to call agreeing restarts different; 1000 by +-0.2 (measured,
+issue 17)."""
 
 LOGIT_INNER = 6.9
 """Start values of logit parameters are kept within +-6.9 (0.1% of the range from a bound):
@@ -112,16 +124,30 @@ class PopulationFit(SAEMEstimates):
         fields of :mod:`cartsim.fitting.scenario_parameters`.
     model, base, error, transforms, init : as :class:`~cartsim.fitting.individual.IndividualFit`.
     omega_init : smallest starting SD of the random effects (search units), per parameter or
-        one value.
+        one value (1 ~ a 100% CV, as Monolix starts; large, so that the chains explore).
+    omega_fixed : parameter -> a fixed random-effect SD (search units), not estimated (e.g. a
+        literature value where the data cannot estimate it); its omega has no standard
+        error and does not count in AIC/BIC.
     init_from : ``individual`` (median and spread of individual fits), ``model`` (scenario
         values or ``init``), ``auto`` (``individual`` for ``stein2019``, else ``model``).
     n_chains : SAEM runs from different starts (1: a single run).
-    n_rw_component : sweeps of component-wise random-walk proposals per iteration (one
-        batch per parameter); default 1 for the closed-form ``stein2019``, 0 for ODE models.
+    n_mcmc : Markov chains per patient within a run; ``auto``: ``ceil(50 / patients)`` for
+        the closed-form ``stein2019`` (:data:`MCMC_ROWS`), 1 for ODE models (each chain
+        is a solve per proposal).
+    n_prior, n_rw, n_rw_component : per iteration, the proposals from the population
+        distribution (kernel 1; None: 2 for ``stein2019``, 1 for ODE models), random walks
+        of all components (kernel 2) and sweeps of one-component random walks (kernel 3,
+        one batch per parameter; None: 2 for ``stein2019``, 0 for ODE models, where every
+        batch is a set of solves). Monolix and nlmixr2 run 2, 2, 2.
+    anneal, n_anneal : simulated annealing: for the first ``n_anneal`` iterations (None:
+        ``n_explore``; 0: no annealing) omega^2 and sigma^2 fall by at most the factor
+        ``anneal`` per iteration.
     sigma_floor, sigma_fixed : as :class:`~cartsim.fitting.individual.IndividualFit`.
-    n_explore, n_smooth : SAEM iterations with step 1 and with step ``1/k``.
-    n_rw : random-walk Metropolis-Hastings proposals per patient and iteration.
-    is_samples : importance samples per patient for the log-likelihood (0: skip).
+    n_explore, n_smooth : SAEM iterations with step 1 and with step ``1/k`` (250 and 200,
+        Monolix's defaults; on the 14 real patients 100 + 50 left restarts displaced by
+        the starting omegas apart by up to 1.7 standard errors).
+    is_samples : importance samples per patient for the log-likelihood (0: skip; None:
+        :data:`IS_SAMPLES` for ``stein2019``, 50 for ODE models).
     method, rtol : ODE solver settings.
     random_state : seed of the MCMC and importance sampling.
 
@@ -137,15 +163,21 @@ class PopulationFit(SAEMEstimates):
     loglik_, aic_, bic_ : importance-sampling log-likelihood (of ln Y), AIC, BIC.
     loglik_se_ : Monte Carlo standard error of ``loglik_``.
     converged_ : True when the chosen run is stationary over the smoothing phase, its
-        standard errors are finite and the restarts agree (see :meth:`_verdict`).
-    status_ : ``converged``, ``parameters still drifting``, ``se_not_finite`` or
-        ``restarts_disagree`` (the first failure; every failure is warned about).
+        standard errors are finite, no estimated omega collapsed to 0 and the restarts
+        agree (see :meth:`_verdict`).
+    status_ : ``converged``, ``parameters still drifting``, ``se_not_finite``,
+        ``omega_collapsed`` or ``restarts_disagree`` (the first failure; every failure is
+        warned about).
+    problem_parameters_ : parameter -> the failed checks that name it (empty when
+        converged): e.g. the parameters on which the restarts disagree.
+    omega_fixed_ : parameter -> its fixed random-effect SD (``omega_fixed``).
     trace_ : per iteration, ``mu``, ``omega^2`` and the residual parameters (chosen run).
     restarts_ : one dict per SAEM run (``start``, ``params``, ``omega``, ``mu_se``,
         ``loglik``, ``loglik_se``, ``stationary``, ``best``); the run with the highest
         log-likelihood gives the estimates.
     restart_spread_ : parameter -> range of its typical value over the runs (search units);
-        ``restart_spread_se_`` the largest of them in units of the standard error;
+        ``restart_spread_se_`` the largest of them in units of the standard error (the
+        chosen run's, else the largest finite one of the others);
         ``restart_loglik_spread_`` the range of the log-likelihoods.
     init_from_, init_mu_ : how SAEM was started and the start (search units).
     ipred_, ppred_ : individual (EBE) and population (typical, eta = 0) predictions of
@@ -157,10 +189,12 @@ class PopulationFit(SAEMEstimates):
                  base: Scenario | None = None, error: Mapping[str, str] | None = None,
                  transforms: Mapping[str, str] | None = None,
                  init: Mapping[str, float] | None = None,
-                 omega_init: float | Mapping[str, float] = 0.5, n_explore: int = 100,
-                 n_smooth: int = 50, n_rw: int = 1, is_samples: int = 50,
+                 omega_init: float | Mapping[str, float] = 1.0, n_explore: int = 250,
+                 n_smooth: int = 200, n_rw: int = 1, is_samples: int | None = None,
                  method: str = "bdf", rtol: float = 1e-7, init_from: str = "auto",
                  n_chains: int = 3, n_rw_component: int | None = None,
+                 n_prior: int | None = None, n_mcmc: int | str = "auto", anneal: float = 0.95,
+                 n_anneal: int | None = None, omega_fixed: Mapping[str, float] | None = None,
                  sigma_floor: Mapping[str, float] | None = None,
                  sigma_fixed: Mapping[str, float] | None = None,
                  random_state: int | None = 0):
@@ -180,6 +214,11 @@ class PopulationFit(SAEMEstimates):
         self.init_from = init_from
         self.n_chains = n_chains
         self.n_rw_component = n_rw_component
+        self.n_prior = n_prior
+        self.n_mcmc = n_mcmc
+        self.anneal = anneal
+        self.n_anneal = n_anneal
+        self.omega_fixed = dict(omega_fixed or {})
         self.sigma_floor = dict(sigma_floor or {})
         self.sigma_fixed = dict(sigma_fixed or {})
         self.random_state = random_state
@@ -205,8 +244,24 @@ class PopulationFit(SAEMEstimates):
             self._sig_val = self._resid.sigmas(x_res)
         return self._sig_val
 
-    def _ll_all(self, preds: Sequence[np.ndarray], x_res) -> np.ndarray:
-        return np.array([self._ll_patient(i, f, x_res) for i, f in enumerate(preds)])
+    def _rows(self, pats: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For a batch of evaluations of patients ``pats``: the observation index of their
+        concatenated predictions, where each evaluation's block starts, and its patient."""
+        idx = [self._fm.index[int(i)] for i in pats]
+        sizes = np.array([ix.size for ix in idx])
+        if np.any(sizes == 0):  # a patient without observations cannot be fitted
+            raise ScenarioError("population fit: a patient has no observations")
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        return np.concatenate(idx), starts, np.asarray(pats, dtype=np.int64)
+
+    def _ll_rows(self, preds: Sequence[np.ndarray], x_res, rows) -> np.ndarray:
+        """Log-likelihood of every evaluation of a batch (:meth:`_rows`), in one array
+        operation over all its observations; ``-inf`` where a prediction failed."""
+        oi, starts, _ = rows
+        sp, sa = self._sig_cache(x_res)
+        t = loglik_terms(np.concatenate(preds), self._dv[oi], self._cens[oi], sp[oi], sa[oi])
+        v = np.add.reduceat(t, starts)
+        return np.where(np.isfinite(v), v, -np.inf)
 
     def _inside(self, phi) -> np.ndarray:
         """Rows of ``phi`` inside the search bounds: outside them the model value is clipped
@@ -242,6 +297,21 @@ class PopulationFit(SAEMEstimates):
         if self.init_from not in ("auto", "individual", "model"):
             raise ScenarioError(f"fit.init_from={self.init_from!r} is not accepted: expected "
                                 "auto, individual or model")
+        for key, value, ok, accepted in (
+                ("n_mcmc", self.n_mcmc, self.n_mcmc == "auto" or (
+                    isinstance(self.n_mcmc, (int, np.integer)) and self.n_mcmc >= 1),
+                 "auto or an integer >= 1"),
+                ("n_prior", self.n_prior, self.n_prior is None or (
+                    isinstance(self.n_prior, (int, np.integer)) and self.n_prior >= 0),
+                 "null or an integer >= 0"),
+                ("n_anneal", self.n_anneal, self.n_anneal is None or (
+                    isinstance(self.n_anneal, (int, np.integer)) and self.n_anneal >= 0),
+                 "null or an integer >= 0"),
+                ("anneal", self.anneal, isinstance(self.anneal, (int, float))
+                 and 0 < self.anneal <= 1, "a factor in (0, 1]")):
+            if not ok:
+                raise ScenarioError(f"fit.{key}={value!r} is not accepted: expected {accepted}")
+        self._om_fixed_sd()  # validates omega_fixed before any work
         base = self.base or Scenario(model=ModelConfig(name=self.model))
         fm = ForwardModel(data, data.scenarios(base), self.parameters, method=self.method,
                           rtol=self.rtol)
@@ -257,6 +327,8 @@ class PopulationFit(SAEMEstimates):
         self.data_ = data
         mu0, om2_0 = self._initial(data)
         self.init_mu_ = mu0
+        fixed = self._om_fixed_sd()
+        om2_start = np.where(np.isnan(fixed), om2_0, fixed ** 2)
         streams = np.random.SeedSequence(self.random_state).spawn(self.n_chains + 1)
         runs = []
         for c in range(self.n_chains):
@@ -266,7 +338,7 @@ class PopulationFit(SAEMEstimates):
             # the first run starts every patient at its individual estimate (when there is
             # one); the others at their start, so that they test start-independence
             phi0 = self._phi_init if c == 0 else None
-            runs.append(self._saem(start, om2_0, rng, phi0))
+            runs.append(self._saem(start, om2_start, rng, phi0))
         ll = np.array([r["loglik"] if math.isfinite(r["loglik"]) else -np.inf for r in runs])
         best = runs[int(np.argmax(ll))] if np.any(np.isfinite(ll)) else runs[0]
         self._runs = runs
@@ -343,86 +415,127 @@ class PopulationFit(SAEMEstimates):
             self.individual_starts_ = np.array(phis)
         return np.clip(mu, lo, hi), om ** 2
 
-    def _saem(self, mu, om2, rng, phi0=None) -> dict:
-        """One SAEM run from ``(mu, omega^2)``: the estimates, trace, standard errors and
-        importance-sampling log-likelihood (see the module docstring)."""
-        n, p = self.data_.n_patients, len(self.parameters)
-        pats = list(range(n))
-        mu, om2 = mu.copy(), om2.copy()
-        x_res = self._resid.start.copy()
-        phi = np.tile(mu, (n, 1)) if phi0 is None else phi0.copy()
+    def _om_fixed_sd(self) -> np.ndarray:
+        """Per parameter the fixed random-effect SD of ``omega_fixed`` (NaN: estimated)."""
+        for k, v in self.omega_fixed.items():
+            if k not in self.parameters:
+                raise ScenarioError(f"fit.omega_fixed.{k}: {k!r} is not among fit.parameters "
+                                    f"({', '.join(self.parameters)})")
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 5):
+                raise ScenarioError(f"fit.omega_fixed.{k}={v!r} is not accepted: expected a "
+                                    "random-effect SD in search units in (0, 5]")
+        return np.array([float(self.omega_fixed.get(k, math.nan)) for k in self.parameters])
+
+    def _mh(self, state, prop, rows, x_res, mu, om2, rng, symmetric: bool):
+        """One Metropolis-Hastings step of every chain from proposals ``prop``: ``symmetric``
+        (a random walk) weighs in the prior ratio; an independence proposal from the prior
+        (kernel 1) accepts on the likelihood ratio alone. Returns the new state and which
+        proposals were accepted."""
+        phi, ll, preds = state
+        pp = self._preds(rows[2], prop)
+        llp = np.where(self._inside(prop), self._ll_rows(pp, x_res, rows), -np.inf)
+        log_r = _log_ratio(llp, ll)
+        if symmetric:
+            log_r = log_r + self._log_prior(prop, mu, om2) - self._log_prior(phi, mu, om2)
+        acc = np.log(rng.uniform(size=ll.size)) < log_r
+        phi = np.where(acc[:, None], prop, phi)
+        ll = np.where(acc, llp, ll)
+        preds = [pp[r] if acc[r] else preds[r] for r in range(ll.size)]
+        return (phi, ll, preds), acc
+
+    def _settings(self) -> tuple[int, int, int, int, int]:
+        """``(chains per patient, kernel-1, kernel-2, kernel-3 sweeps, annealed iterations)``
+        with the ``auto``/None defaults resolved (see the class docstring)."""
+        closed = self._fm.model_name == "stein2019"
+        n_mcmc = self.n_mcmc
+        if n_mcmc == "auto":
+            n_mcmc = max(1, math.ceil(MCMC_ROWS / self.data_.n_patients)) if closed else 1
+        n_prior = self.n_prior if self.n_prior is not None else (2 if closed else 1)
         n_comp = self.n_rw_component
         if n_comp is None:
-            n_comp = 1 if self._fm.model_name == "stein2019" else 0
-        scale_c = np.full((n, p), 0.5)
-        preds = self._preds(pats, phi)
-        ll = self._ll_all(preds, x_res)
-        scale_rw = np.full(n, 0.5)
+            n_comp = 2 if closed else 0
+        n_anneal = self.n_explore if self.n_anneal is None else self.n_anneal
+        return int(n_mcmc), int(n_prior), int(self.n_rw), int(n_comp), int(n_anneal)
+
+    def _is_samples(self) -> int:
+        """Importance samples per patient (``is_samples``; None: :data:`IS_SAMPLES` for a
+        closed-form model, 50 for an ODE model, where each sample is a solve)."""
+        if self.is_samples is None:
+            return IS_SAMPLES if self._fm.model_name == "stein2019" else 50
+        return int(self.is_samples)
+
+    def _saem(self, mu, om2, rng, phi0=None) -> dict:
+        """One SAEM run from ``(mu, omega^2)``: the estimates, trace, standard errors and
+        importance-sampling log-likelihood (see the module docstring). ``n_mcmc`` chains
+        per patient (rows ``c n + i``) enter the sufficient statistics, the residual step
+        and Louis' information as independent draws of the conditional distribution."""
+        n, p = self.data_.n_patients, len(self.parameters)
+        n_mcmc, n_prior, n_rw, n_comp, n_anneal = self._settings()
+        rows = self._rows(np.tile(np.arange(n), n_mcmc))
+        n_row = n * n_mcmc
+        mu, om2 = mu.copy(), om2.copy()
+        om_free = np.isnan(self._om_fixed_sd())
+        x_res = self._resid.start.copy()
+        phi = np.tile(mu, (n_row, 1)) if phi0 is None else np.tile(phi0, (n_mcmc, 1))
+        preds = self._preds(rows[2], phi)
+        state = (phi, self._ll_rows(preds, x_res, rows), preds)
+        scale_rw = np.full(n_row, 0.5)
+        scale_c = np.full((n_row, p), 0.5)
         s1, s2 = mu.copy(), om2 + mu ** 2
+        shrink = 0.5 * math.log(self.anneal)  # largest decrease of ln sigma per iteration
         n_iter = self.n_explore + self.n_smooth
         trace = np.empty((n_iter, 2 * p + len(self._resid)))
         samples: list[np.ndarray] = []
         grads: list[np.ndarray] = []
         hess: list[np.ndarray] = []
-        best_phi, best_post = phi.copy(), ll + self._log_prior(phi, mu, om2)
+        best_phi, best_post = phi.copy(), state[1] + self._log_prior(phi, mu, om2)
         for it in range(n_iter):
-            # 1. simulation: MH kernels (prior proposal, then random walks)
-            for kernel in range(1 + self.n_rw):
-                if kernel == 0:
-                    prop = mu + rng.standard_normal((n, p)) * np.sqrt(om2)
-                else:
-                    prop = phi + scale_rw[:, None] * rng.standard_normal((n, p)) * np.sqrt(om2)
-                pp = self._preds(pats, prop)
-                llp = np.where(self._inside(prop), self._ll_all(pp, x_res), -np.inf)
-                log_r = _log_ratio(llp, ll)
-                if kernel > 0:
-                    log_r += self._log_prior(prop, mu, om2) - self._log_prior(phi, mu, om2)
-                acc = np.log(rng.uniform(size=n)) < log_r
-                phi = np.where(acc[:, None], prop, phi)
-                ll = np.where(acc, llp, ll)
-                preds = [pp[i] if acc[i] else preds[i] for i in range(n)]
-                if kernel > 0:
-                    scale_rw *= np.where(acc, 1.1, 0.95)
-                    scale_rw = np.clip(scale_rw, 0.01, 3.0)
-            # component-wise random walks (one coordinate at a time, Kuhn & Lavielle 2005):
-            # they mix where the parameters are correlated in the posterior of a patient
+            # 1. simulation: kernel 1 (independent draws from the prior), kernel 2 (random
+            # walk of all components), kernel 3 (component-wise random walks, which mix
+            # where the parameters of a patient are correlated; Kuhn & Lavielle 2005)
+            sd = np.sqrt(om2)
+            for _ in range(n_prior):
+                prop = mu + rng.standard_normal((n_row, p)) * sd
+                state, _ = self._mh(state, prop, rows, x_res, mu, om2, rng, False)
+            for _ in range(n_rw):
+                prop = state[0] + scale_rw[:, None] * rng.standard_normal((n_row, p)) * sd
+                state, acc = self._mh(state, prop, rows, x_res, mu, om2, rng, True)
+                scale_rw = np.clip(scale_rw * np.where(acc, 1.1, 0.95), 0.01, 3.0)
             for _ in range(n_comp):
                 for j in range(p):
-                    prop = phi.copy()
-                    prop[:, j] += scale_c[:, j] * rng.standard_normal(n) * np.sqrt(om2[j])
-                    pp = self._preds(pats, prop)
-                    llp = np.where(self._inside(prop), self._ll_all(pp, x_res), -np.inf)
-                    log_r = (_log_ratio(llp, ll) + self._log_prior(prop, mu, om2)
-                             - self._log_prior(phi, mu, om2))
-                    acc = np.log(rng.uniform(size=n)) < log_r
-                    phi = np.where(acc[:, None], prop, phi)
-                    ll = np.where(acc, llp, ll)
-                    preds = [pp[i] if acc[i] else preds[i] for i in range(n)]
+                    prop = state[0].copy()
+                    prop[:, j] += scale_c[:, j] * rng.standard_normal(n_row) * sd[j]
+                    state, acc = self._mh(state, prop, rows, x_res, mu, om2, rng, True)
                     scale_c[:, j] = np.clip(scale_c[:, j] * np.where(acc, 1.1, 0.95), 0.01, 3.0)
-            # 2. stochastic approximation
+            phi, _, preds = state
+            # 2. stochastic approximation (all chains of all patients)
             gamma = 1.0 if it < self.n_explore else 1.0 / (it - self.n_explore + 1)
             s1 = s1 + gamma * (phi.mean(axis=0) - s1)
             s2 = s2 + gamma * ((phi ** 2).mean(axis=0) - s2)
-            # 3. maximisation
+            # 3. maximisation; simulated annealing: while annealing, no variance (omega^2,
+            # sigma^2) falls by more than the factor `anneal` per iteration, so that the
+            # chains keep exploring while mu moves (Lavielle 2014, ch. 9)
             mu = s1.copy()
             new_om2 = np.maximum(s2 - s1 ** 2, 1e-8)
-            if it < self.n_explore:
-                new_om2 = np.maximum(new_om2, 0.95 * om2)
-            om2 = new_om2
-            x_new = self._fit_residual(preds, x_res)
-            x_res = x_res + gamma * (x_new - x_res)
-            ll = self._ll_all(preds, x_res)
+            x_new = x_res + gamma * (self._fit_residual(preds, x_res, rows) - x_res)
+            if it < n_anneal:
+                new_om2 = np.maximum(new_om2, self.anneal * om2)
+                x_new = np.maximum(x_new, x_res + shrink)
+            om2, x_res = np.where(om_free, new_om2, om2), x_new
+            ll = self._ll_rows(preds, x_res, rows)
+            state = (phi, ll, preds)
             post = ll + self._log_prior(phi, mu, om2)
             better = post > best_post
             best_phi[better] = phi[better]
             best_post = np.where(better, post, best_post)
             trace[it] = np.concatenate([mu, om2, x_res])
             if it >= self.n_explore:
-                samples.append(phi.copy())
-                g, h = self._complete_derivs(phi, preds, mu, om2, x_res)
-                grads.append(g)
-                hess.append(h)
-        cov, info = self._standard_errors(np.array(grads), np.array(hess))
+                samples.extend(phi.reshape(n_mcmc, n, p))
+                g, h = self._complete_derivs(phi, preds, mu, om2, x_res, rows)
+                grads.extend(g.reshape(n_mcmc, n, -1))
+                hess.extend(h.reshape(n_mcmc, n, *h.shape[1:]))
+        free = np.concatenate([np.ones(p, bool), om_free, np.ones(len(x_res), bool)])
+        cov, info = self._standard_errors(np.array(grads), np.array(hess), free)
         # stationarity over the smoothing phase: the change of every quantity over its last
         # quarter is at most a quarter of its standard error (or 0.05 search units, when
         # larger or when the SE is not finite) - a smaller change than the data can resolve
@@ -432,146 +545,39 @@ class PopulationFit(SAEMEstimates):
         allowed = np.where(np.isfinite(se), np.maximum(DRIFT_ABS, DRIFT_SE * se), DRIFT_ABS)
         drift = float(np.max(change / allowed)) if change.size else 0.0
         loglik, loglik_se = self._loglik(np.array(samples), mu, om2, x_res, rng)
+        # the chain's best sample of each patient starts its conditional mode
+        chain = np.argmax(best_post.reshape(n_mcmc, n), axis=0)
+        best_phi = best_phi.reshape(n_mcmc, n, p)[chain, np.arange(n)]
         return {"mu": mu, "om2": om2, "x_res": x_res, "trace": trace, "drift": drift,
                 "max_change": float(np.max(change)),
                 "stationary": bool(np.all(np.isfinite(trace[-1])) and drift <= 1.0),
                 "cov": cov, "info": info, "loglik": loglik, "loglik_se": loglik_se,
                 "best_phi": best_phi, "start": trace[0, :p]}
 
-    def _restart_report(self, runs, best) -> None:
-        """``restarts_`` (one dict per run) and ``restart_spread_se_``: the largest range of a
-        typical value (search units) over the runs, in units of its standard error."""
-        p = len(self.parameters)
-        self.restarts_ = []
-        for r in runs:
-            theta = [float(t.to_model(v)) for t, v in zip(self._tfs, r["mu"])]
-            params = dict(zip(self.parameters, theta))
-            params.update(zip(self._resid.names, np.exp(r["x_res"]).tolist()))
-            se = np.sqrt(np.diag(r["cov"]))[:p]
-            self.restarts_.append({
-                "start": dict(zip(self.parameters,
-                                  [float(t.to_model(v)) for t, v in zip(self._tfs, r["start"])])),
-                "params": params, "omega": dict(zip(self.parameters, np.sqrt(r["om2"]).tolist())),
-                "mu_se": se, "loglik": r["loglik"], "loglik_se": r["loglik_se"],
-                "stationary": r["stationary"], "best": r is best})
-        mus = np.array([r["mu"] for r in runs])
-        se = np.sqrt(np.diag(best["cov"]))[:p]
-        spread = np.ptp(mus, axis=0)
-        self.restart_spread_ = dict(zip(self.parameters, spread.tolist()))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rel = spread / se
-        self.restart_spread_se_ = float(np.max(rel)) if np.all(np.isfinite(rel)) else math.inf
-        lls = np.array([r["loglik"] for r in runs])
-        self.restart_loglik_spread_ = float(np.ptp(lls)) if len(runs) > 1 else 0.0
-
-    def _verdict(self, best) -> None:
-        """``converged_`` and ``status_``; a :class:`ConvergenceWarning` for each failure:
-        drift at the end of the smoothing phase, non-finite standard errors, restarts whose
-        estimates differ by more than a standard error or whose log-likelihoods differ by
-        more than ``max(1, 3 x`` the largest Monte Carlo SE)."""
-        problems = []
-        if not best["stationary"]:
-            problems.append((
-                "parameters still drifting",
-                "population fit (SAEM): parameters still drift at the end of the smoothing "
-                f"phase (change up to {best['max_change']:.3g} in search units over its last "
-                f"quarter, {best['drift']:.3g} x the allowed max({DRIFT_ABS:g}, "
-                f"{DRIFT_SE:g} SE)): increase fit.n_explore/n_smooth"))
-        se = np.sqrt(np.diag(self.cov_))
-        if not np.all(np.isfinite(se)):
-            problems.append((
-                "se_not_finite",
-                "population fit (SAEM): standard errors are not finite (the observed "
-                "information by Louis' principle is not positive definite): some typical "
-                "values, omegas or residual SDs are not identifiable from these data; fix "
-                "them or fit fewer random effects"))
-        if len(self._runs) > 1:
-            lls = np.array([r["loglik"] for r in self._runs])
-            mc = max([r["loglik_se"] for r in self._runs if math.isfinite(r["loglik_se"])],
-                     default=0.0)
-            ll_bad = np.all(np.isfinite(lls)) and np.ptp(lls) > max(1.0, 3.0 * mc)
-            if self.restart_spread_se_ > 1.0 or ll_bad:
-                worst = max(self.restart_spread_, key=lambda k: self.restart_spread_[k]
-                            / max(self.mu_se_[self.parameters.index(k)], 1e-300))
-                ll_text = (f", log-likelihoods by {np.ptp(lls):.3g} (Monte Carlo SE {mc:.2g})"
-                           if np.all(np.isfinite(lls)) else "")
-                problems.append((
-                    "restarts_disagree",
-                    f"population fit (SAEM): the {len(self._runs)} restarts disagree: typical "
-                    f"values differ by up to {self.restart_spread_se_:.3g} standard errors "
-                    f"({worst}){ll_text}; the estimate depends on the start: use more "
-                    "iterations (fit.n_explore, fit.n_smooth), fewer random effects, or "
-                    "compare restarts_"))
-        self.converged_ = not problems
-        self.status_ = "converged" if not problems else problems[0][0]
-        for _, text in problems:
-            warnings.warn(text, ConvergenceWarning, stacklevel=3)
-
-    def _fit_residual(self, preds, x_res) -> np.ndarray:
-        f = np.empty(self._dv.size)
-        for i, pr in enumerate(preds):
-            f[self._fm.index[i]] = pr
-        ok = np.isfinite(f)
+    def _fit_residual(self, preds, x_res, rows) -> np.ndarray:
+        """Residual parameters maximising the conditional log-likelihood of the current
+        predictions of every chain (batch ``rows`` of :meth:`_rows`)."""
         resid = self._resid
         if len(resid) == 0:
             return x_res
+        oi = rows[0]
+        f = np.concatenate(preds)
+        dv, cens = self._dv[oi], self._cens[oi]
+        ok = np.isfinite(f)
         if all(k == "proportional" for k in resid.kinds.values()):
             x = np.array(x_res, dtype=np.float64)
             for a, j in resid._prop.items():
-                m = resid._masks[a] & ok
-                x[j] = ln_sigma_prop_mle(f[m], self._dv[m], self._cens[m], x[j], resid.bounds[j])
+                m = resid._masks[a][oi] & ok
+                x[j] = ln_sigma_prop_mle(f[m], dv[m], cens[m], x[j], resid.bounds[j])
             return x
 
         def nll(x):
-            sp, sa = self._resid.sigmas(x)
-            v = -np.sum(loglik_terms(f[ok], self._dv[ok], self._cens[ok], sp[ok], sa[ok]))
+            sp, sa = resid.sigmas(x)
+            v = -np.sum(loglik_terms(f[ok], dv[ok], cens[ok], sp[oi][ok], sa[oi][ok]))
             return v if math.isfinite(v) else 1e300
 
-        r = optimize.minimize(nll, x_res, method="L-BFGS-B", bounds=self._resid.bounds)
+        r = optimize.minimize(nll, x_res, method="L-BFGS-B", bounds=resid.bounds)
         return r.x
-
-    def _summaries(self) -> None:
-        names = self.parameters
-        p = len(names)
-        mu, om2, x_res = self.mu_, self.omega2_, self.x_res_
-        se = np.sqrt(np.diag(self.cov_))
-        theta = [float(t.to_model(v)) for t, v in zip(self._tfs, mu)]
-        sig = np.exp(x_res)
-        self.params_ = dict(zip(names, theta))
-        self.params_.update(zip(self._resid.names, sig.tolist()))
-        self.sigma_ = dict(zip(self._resid.names, sig.tolist()))
-        self.sigma_fixed_ = dict(self._resid.fixed)
-        self.omega_ = dict(zip(names, np.sqrt(om2).tolist()))
-        self.se_ = {}
-        for j, (n, t) in enumerate(zip(names, self._tfs)):
-            self.se_[n] = float(abs(t.jacobian(mu[j])) * se[j])
-            self.se_[f"omega_{n}"] = float(se[p + j] / (2 * math.sqrt(om2[j])))
-        for a, n in enumerate(self._resid.names):
-            self.se_[n] = float(sig[a] * se[2 * p + a])
-        self.mu_se_ = se[:p]
-        self.ci_ = {n: (float(t.to_model(mu[j] - 1.959963984540054 * se[j])),
-                        float(t.to_model(mu[j] + 1.959963984540054 * se[j])))
-                    for j, (n, t) in enumerate(zip(names, self._tfs))}
-        for a, n in enumerate(self._resid.names):
-            self.ci_[n] = (float(np.exp(x_res[a] - 1.959963984540054 * se[2 * p + a])),
-                           float(np.exp(x_res[a] + 1.959963984540054 * se[2 * p + a])))
-        k = 2 * p + len(x_res)
-        n_obs = int(self._dv.size)
-        self.n_obs_ = n_obs
-        self.n_censored_ = int(self._cens.sum())
-        self.aic_ = 2 * k - 2 * self.loglik_
-        self.bic_ = k * math.log(n_obs) - 2 * self.loglik_
-        self.eta_ = self._phi_ebe - mu
-        theta_i = self._theta(self._phi_ebe)
-        self.ebe_ = {n: theta_i[:, j] for j, n in enumerate(names)}
-        n_pat = len(self.patient_ids_)
-        ipred = self._preds(range(n_pat), self._phi_ebe)
-        ppred = self._preds(range(n_pat), np.tile(mu, (n_pat, 1)))
-        self.ipred_ = np.empty(n_obs)
-        self.ppred_ = np.empty(n_obs)
-        for i in range(n_pat):
-            self.ipred_[self._fm.index[i]] = ipred[i]
-            self.ppred_[self._fm.index[i]] = ppred[i]
 
     # -- for results / plots -------------------------------------------------------------------
     def _x_res(self) -> np.ndarray:

@@ -1,10 +1,14 @@
-"""Population fit (SAEM): recovery of typical values, omegas and residual error."""
+"""Population fit (SAEM): recovery of typical values, omegas and residual error; the verdict
+on the real data (issue 17)."""
+
+import math
+import warnings
 
 import numpy as np
 import pytest
-from fitdata import STEIN_TYPICAL
+from fitdata import DATA, STEIN_TYPICAL
 
-from cartsim.fitting import fit, fit_dataset
+from cartsim.fitting import ConvergenceWarning, fit_dataset
 from cartsim.fitting.population import PopulationFit
 
 OMEGA = {"Tmax": 0.3, "Cmax": 0.6, "alpha": 0.5, "beta": 0.5}
@@ -24,20 +28,22 @@ def pop_result(tmp_path_factory):
     p = tmp_path_factory.mktemp("pop") / "cohort.csv"
     p.write_text(sd.to_csv())
     obs = read_observations(p)
-    res = fit(obs, list(STEIN_TYPICAL), model="stein2019", method="population",
-              n_explore=80, n_smooth=40, random_state=1)
+    res = PopulationFit(list(STEIN_TYPICAL), model="stein2019", n_explore=80, n_smooth=40,
+                        random_state=1).fit(obs)
     return obs, sd.true_params, res
 
 
 def test_saem_recovers_typical_values_omegas_and_sigma(pop_result):
     obs, true, res = pop_result
-    assert isinstance(res, PopulationFit) and res.converged_
+    assert isinstance(res, PopulationFit) and res.converged_, res.status_
+    assert res.problem_parameters_ == {}
     # three restarts by default (converged_ requires them to agree within a standard error)
     assert len(res.restarts_) == 3 and res.restart_spread_se_ <= 1.0
     assert np.isfinite(res.loglik_se_) and res.init_from_ == "individual"
     for name, typical in STEIN_TYPICAL.items():
-        # typical value within 3 SE of the truth (and SE sensible: RSE < 50%)
-        assert abs(res.params_[name] - typical) < 3 * res.se_[name], name
+        # the truth inside the 95% interval (and SE sensible: RSE < 50%)
+        lo, hi = res.ci_[name]
+        assert lo <= typical <= hi, (name, res.ci_[name])
         assert res.se_[name] / res.params_[name] < 0.5
         assert abs(res.omega_[name] - OMEGA[name]) < 3 * res.se_[f"omega_{name}"] + 0.05, name
     assert res.sigma_["sigma_prop_car_copies_per_ug"] == pytest.approx(0.5, abs=0.08)
@@ -95,8 +101,6 @@ def test_population_intervals_cover_truth_over_seeds(stein_data):
 
 
 def test_too_short_saem_reports_non_convergence(stein_data):
-    from cartsim.fitting import ConvergenceWarning
-
     obs, _ = stein_data(n=6, seed=21, omega=OMEGA)
     with pytest.warns(ConvergenceWarning) as rec:
         res = PopulationFit(["Cmax", "alpha"], model="stein2019", n_explore=3, n_smooth=2,
@@ -105,19 +109,34 @@ def test_too_short_saem_reports_non_convergence(stein_data):
     assert any("drift" in str(w.message) for w in rec)
 
 
-def test_cd7_population_recovery_on_shipped_synthetic_cohort():
-    """SAEM on the shipped 20-patient cd7 cohort: the true typical values (the cd7 defaults
-    the cohort was drawn around) inside the 95% intervals, sigma near its true value."""
-    from fitdata import DATA
-
+def test_cd7_population_recovery_on_simulated_cohort(tmp_path):
+    """SAEM on a 20-patient cd7 cohort simulated here with the design of the shipped one
+    (experiments/data/README.md: qPCR 12 samples, SD 0.5; flow 4 samples, SD 0.3; IIV SDs
+    0.25-0.8) around the current cd7 defaults: the true typical values inside the 95%
+    intervals, sigma near its true value. (The shipped cohort was drawn from an earlier cd7
+    model; simulating here keeps the truth that of the model fitted.)"""
     from cartsim.fitting.data import read_observations
+    from cartsim.fitting.synthetic import AssayDesign, simulate_observations
     from cartsim.parameters.cd7 import CD7_PARAMETERS
+    from cartsim.scenario import Patient, Regimen, Scenario
 
-    obs = read_observations(DATA / "synthetic_cohort.csv")
     names = ["rho_max", "delta_e", "delta_m"]
+    truth = {n: CD7_PARAMETERS[n].value for n in names}
+    rng = np.random.default_rng(5)
+    scs = [Scenario(patient=Patient(weight_kg=float(rng.uniform(45, 95)),
+                                    marrow_blast_pct=float(rng.uniform(5, 80))),
+                    regimen=Regimen(car_dose_per_kg=float(rng.choice([5e5, 1e6, 2e6]))))
+           for _ in range(20)]
+    design = [AssayDesign("car_copies_per_ug", (1, 4, 7, 10, 14, 21, 28, 60, 90, 180, 270, 365),
+                          0.5, 50.0),
+              AssayDesign("car_cells_per_ul", (7, 14, 28, 90), 0.3, 0.5)]
+    sd = simulate_observations(scs, truth, {"rho_max": 0.25, "delta_e": 0.3, "delta_m": 0.8},
+                               design, seed=6)
+    path = tmp_path / "cd7_cohort.csv"
+    path.write_text(sd.to_csv())
     res = PopulationFit(names, n_explore=50, n_smooth=30, is_samples=0, n_chains=1,
-                        random_state=3).fit(obs)
-    inside = sum(res.ci_[n][0] <= CD7_PARAMETERS[n].value <= res.ci_[n][1] for n in names)
+                        random_state=3).fit(read_observations(path))
+    inside = sum(res.ci_[n][0] <= truth[n] <= res.ci_[n][1] for n in names)
     assert inside >= 2, res.ci_
     assert res.sigma_["sigma_prop_car_copies_per_ug"] == pytest.approx(0.5, abs=0.1)
     assert res.sigma_["sigma_prop_car_cells_per_ul"] == pytest.approx(0.3, abs=0.12)
@@ -126,11 +145,9 @@ def test_cd7_population_recovery_on_shipped_synthetic_cohort():
 def test_nan_standard_errors_are_never_silent(stein_data, monkeypatch):
     """A singular Louis information (forced here) gives NaN standard errors: the fit is not
     converged and a ConvergenceWarning says so."""
-    from cartsim.fitting import ConvergenceWarning
-
     obs, _ = stein_data(n=6, seed=22, omega=OMEGA)
 
-    def singular(self, grads, hess):
+    def singular(self, grads, hess, free=None):
         k = grads.shape[2]
         return np.full((k, k), np.nan), np.zeros((k, k))
 
@@ -140,3 +157,119 @@ def test_nan_standard_errors_are_never_silent(stein_data, monkeypatch):
                             is_samples=0, n_chains=1).fit(obs)
     assert not res.converged_ and np.isnan(res.se_["Cmax"])
     assert any("standard errors are not finite" in str(w.message) for w in rec)
+
+
+def test_simulated_annealing_slows_the_fall_of_every_variance(stein_data):
+    """While exploring, omega^2 and sigma^2 fall by at most the factor ``anneal`` (0.95) per
+    iteration; without annealing (``n_anneal=0``) the same start drops them faster."""
+    obs, _ = stein_data(n=10, seed=23, omega=OMEGA, sigma=0.2)
+    # all patients start at the typical values: sigma and omega must come down
+    kw = dict(model="stein2019", n_explore=20, n_smooth=5, is_samples=0, n_chains=1,
+              omega_init=2.0, init_from="model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        slow = PopulationFit(["Cmax", "alpha"], **kw).fit(obs)
+        fast = PopulationFit(["Cmax", "alpha"], n_anneal=0, **kw).fit(obs)
+
+    def steepest(res):
+        tr = res.trace_[:20]
+        return np.min(tr[1:, 2:4] / tr[:-1, 2:4]), np.min(np.diff(tr[:, 4]))
+
+    om_slow, sig_slow = steepest(slow)
+    om_fast, sig_fast = steepest(fast)
+    assert om_slow >= 0.95 - 1e-12 and sig_slow >= 0.5 * math.log(0.95) - 1e-12
+    assert om_fast < 0.9 and sig_fast < 0.5 * math.log(0.95)
+
+
+def test_importance_sampling_loglik_matches_quadrature(stein_data):
+    """One random effect (Cmax, which scales the whole curve): the marginal likelihood is a
+    1-d integral, computed here by Gauss-Hermite quadrature (80 nodes) with the M3
+    likelihood written with scipy; the importance-sampling estimate agrees within 4 of its
+    Monte Carlo standard errors (+0.05)."""
+    from numpy.polynomial.hermite_e import hermegauss
+    from scipy import special, stats
+
+    from cartsim.models.stein2019 import closed_form
+    from cartsim.parameters.stein2019 import STEIN2019
+
+    obs, _ = stein_data(n=8, seed=24, omega={"Cmax": 0.6})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = PopulationFit(["Cmax"], model="stein2019", n_explore=30, n_smooth=20,
+                            n_chains=1).fit(obs)
+    mu, om = math.log(res.params_["Cmax"]), res.omega_["Cmax"]
+    sig = res.sigma_["sigma_prop_car_copies_per_ug"]
+    x, w = hermegauss(80)  # int f(x) exp(-x^2/2) dx = sum w f(x)
+    total = 0.0
+    for i in range(obs.n_patients):
+        m = obs.patient == i
+        unit = closed_form(obs.time[m], STEIN2019.with_values({"Cmax": 1000.0}).values()) / 1000
+        assert np.allclose(unit * math.exp(mu), res.ppred_[m], rtol=1e-9)  # same curve
+        z = (np.log(obs.dv[m])[None, :] - np.log(unit)[None, :] - (mu + om * x)[:, None]) / sig
+        ll = np.where(obs.cens[m], stats.norm.logcdf(z), stats.norm.logpdf(z) - math.log(sig))
+        total += special.logsumexp(ll.sum(axis=1), b=w) - 0.5 * math.log(2 * math.pi)
+    assert abs(res.loglik_ - total) < 4 * res.loglik_se_ + 0.05, (res.loglik_, total)
+
+
+def test_fixed_omega_is_held_and_not_estimated(stein_data):
+    """``omega_fixed``: the random-effect SD stays at its value through every iteration, has no
+    standard error and does not count in AIC; an unknown name is an error naming it."""
+    obs, _ = stein_data(n=12, seed=25, omega=OMEGA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = PopulationFit(["Cmax", "alpha"], model="stein2019", omega_fixed={"alpha": 0.5},
+                            n_explore=40, n_smooth=20, n_chains=1).fit(obs)
+    assert res.omega_["alpha"] == 0.5 and res.omega_fixed_ == {"alpha": 0.5}
+    assert np.all(res.trace_[:, 3] == 0.25)  # omega^2 of alpha at every iteration
+    assert math.isnan(res.se_["omega_alpha"])
+    assert all(math.isfinite(res.se_[k]) for k in ("Cmax", "alpha", "omega_Cmax"))
+    assert res.aic_ == pytest.approx(2 * (2 + 1 + 1) - 2 * res.loglik_)
+    with pytest.raises(ValueError, match="omega_fixed.beta"):
+        PopulationFit(["Cmax"], model="stein2019", omega_fixed={"beta": 0.5}).fit(obs)
+
+
+REAL = DATA / "bALL_cart_kinetics" / "car_t_cells_per_ul.csv"
+STEIN6 = ["foldx", "Tmax", "Cmax", "alpha", "FB", "beta"]
+
+
+@pytest.mark.slow
+def test_real_data_six_random_effects_are_not_identified_and_named():
+    """14 real patients, random effects on all six stein2019 parameters: the late phase (FB,
+    beta) is not identified (restarts end 2-3 units of log-likelihood apart with FB from
+    1e-4 to 0.98; the best is no better than with FB fixed). The fit is not converged and the
+    warning names the contraction parameters and how to fix them."""
+    from cartsim.fitting.data import read_observations
+
+    obs = read_observations(REAL)
+    with pytest.warns(ConvergenceWarning) as rec:
+        res = PopulationFit(STEIN6, model="stein2019", n_explore=100, n_smooth=50).fit(obs)
+    assert not res.converged_
+    named = set(res.problem_parameters_)
+    assert named & {"FB", "beta"} and named <= {"alpha", "FB", "beta", "foldx", "Tmax"}, named
+    texts = " ".join(str(w.message) for w in rec)
+    assert any(n in texts for n in ("FB", "beta")) and "fit.parameters" in texts
+
+
+@pytest.mark.slow
+def test_real_data_restarts_agree_once_fb_is_fixed():
+    """The fix the verdict proposes, FB fixed (Stein 2019's 0.0079): with the defaults the
+    three restarts agree within a standard error and within the Monte Carlo error of their
+    log-likelihoods, and the fit is converged."""
+    from cartsim.fitting.data import read_observations
+
+    obs = read_observations(REAL)
+    res = PopulationFit([n for n in STEIN6 if n != "FB"], model="stein2019").fit(obs)
+    assert res.converged_, res.status_
+    assert res.restart_spread_se_ <= 1.0
+    mc = max(r["loglik_se"] for r in res.restarts_)
+    assert res.restart_loglik_spread_ <= max(1.0, 3 * mc)
+    assert all(math.isfinite(v) for v in res.se_.values())
+
+
+@pytest.mark.parametrize("kw, key", [
+    (dict(n_mcmc=0), "fit.n_mcmc"), (dict(anneal=1.5), "fit.anneal"),
+    (dict(n_anneal=-1), "fit.n_anneal"), (dict(omega_fixed={"Cmax": 0.0}), "fit.omega_fixed.Cmax")])
+def test_bad_saem_options_are_errors_naming_them(stein_data, kw, key):
+    obs, _ = stein_data(n=3)
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        PopulationFit(["Cmax"], model="stein2019", **kw).fit(obs)
