@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 from cartsim.fitting import ConvergenceWarning, fit, read_observations  # noqa: E402
 from cartsim.fitting.population import PopulationFit  # noqa: E402
 from cartsim.fitting.synthetic import AssayDesign, simulate_observations  # noqa: E402
+from cartsim.parameters.cd7 import CD7_PARAMETERS  # noqa: E402
 from cartsim.scenario import ModelConfig, Patient, Regimen, Scenario  # noqa: E402
 
 REAL = (Path(__file__).resolve().parents[1] / "experiments" / "data" / "bALL_cart_kinetics"
@@ -60,7 +61,9 @@ SHIPPED = REAL.parents[1] / "synthetic_cohort.csv"
 DESIGN = [AssayDesign("car_copies_per_ug", (1, 4, 7, 10, 14, 21, 28, 60, 90, 180, 270, 365),
                       0.5, 50.0),
           AssayDesign("car_cells_per_ul", (7, 14, 28, 90), 0.3, 0.5)]
-TYPICAL = {"rho_max": 0.65, "delta_e": 0.16, "k_em": 0.03, "delta_m": 0.0032}
+TYPICAL = {k: CD7_PARAMETERS[k].value for k in ("rho_max", "delta_e", "k_em", "delta_m")}
+"""Truth of the shipped cohort: the cd7 defaults it was simulated from
+(experiments/make_example_data.py)."""
 """The typical values the shipped cohort was drawn around (the cd7 defaults of 2026-11-22;
 experiments/data/README.md)."""
 OMEGA = {"rho_max": 0.25, "delta_e": 0.3, "k_em": 0.4, "delta_m": 0.8}

@@ -34,8 +34,8 @@ import xarray as xr
 
 from cartsim.scenario import Scenario, ScenarioError
 
-__all__ = ["TrialOptions", "TrialResult", "apply_overrides", "member_overrides", "read_members",
-           "run_trial", "stream_seeds", "trial_with_ensemble"]
+__all__ = ["TrialOptions", "TrialResult", "apply_overrides", "member_overrides", "pinned_keys",
+           "read_members", "read_override", "run_trial", "stream_seeds", "trial_with_ensemble"]
 
 
 @dataclass
@@ -171,6 +171,8 @@ def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
     settings = settings or EndpointSettings()
     seed = base.seed if seed is None else int(seed)
     cohort_rng, death_seed = stream_seeds(seed)
+    from cartsim.budget import check_trial
+    check_trial(base, population, options, cohort)  # population.n=1e8: refused in ms
     if cohort is None:
         if options.cohort_file is not None:
             cohort = read_cohort(options.cohort_file, base)
@@ -280,8 +282,48 @@ def apply_overrides(scenario, population, settings, overrides: Mapping[str, floa
     return scenario, population, settings
 
 
+def read_override(scenario, population, settings, key: str) -> float | None:
+    """The value an ensemble key has in ``(scenario, population, settings)`` (None: unset)."""
+    path = key.lstrip("+").split(".")
+    if path[:2] == ["model", "params"] and len(path) == 3:
+        value = scenario.model.params.get(path[2])
+        if value is None:
+            from cartsim.models import get_model
+
+            params = get_model(scenario.model.name).parameters
+            value = params[path[2]].value if path[2] in params else None
+        return None if value is None else float(value)
+    obj = {"population": population, "endpoints": settings}.get(path[0], scenario)
+    rest = path[1:] if path[0] in ("population", "endpoints") else path
+    for name in rest:
+        if isinstance(obj, Mapping):
+            obj = obj.get(name)
+        else:
+            obj = getattr(obj, name, None)
+        if obj is None:
+            return None
+    try:
+        return float(obj)
+    except (TypeError, ValueError):
+        return None
+
+
+def pinned_keys(objects, defaults, keys: Sequence[str]) -> set[str]:
+    """Keys whose value in ``objects`` differs from ``defaults`` (both ``(scenario,
+    population, settings)``): set by the user or the experiment, so an ensemble member
+    leaves them alone, as the calibration did (``cartsim.calibration.run.overrides_for``:
+    ``disease.blast_growth_per_day`` is a T-ALL value, not applied to ``disease=cd7_aml``)."""
+    out = set()
+    for key in keys:
+        a, b = read_override(*objects, key), read_override(*defaults, key)
+        if a is not None and b is not None and not math.isclose(a, b, rel_tol=1e-9):
+            out.add(key)
+    return out
+
+
 def trial_with_ensemble(scenario, population, settings, members, *, k: int = 5,
-                        seed: int | None = None, options=None, simulate_fn=None):
+                        seed: int | None = None, options=None, simulate_fn=None,
+                        defaults=None):
     """Run the trial at the defaults and at the ``k`` first members; rows with both intervals.
 
     ``members``: a DataFrame of ensemble rows (best first, as written by the calibration).
@@ -289,6 +331,11 @@ def trial_with_ensemble(scenario, population, settings, members, *, k: int = 5,
     one dict per results-table row with ``endpoint``, ``stat``, ``unit``, ``value`` (at the
     defaults), ``cohort_lo``/``cohort_hi``, ``model_lo``/``model_hi`` (range over members),
     ``members`` (their estimates) and ``k``.
+
+    ``defaults``: ``(scenario, population, settings)`` of the shipped configuration
+    (default: ``cartsim.load_run_config()``'s). A member value is applied only where the
+    run has the shipped value (:func:`pinned_keys`): what the user or the experiment set
+    stays, and the keys left alone are listed in each row's ``pinned``.
     """
     if not (isinstance(k, int) and k >= 1):
         raise ValueError(f"trial.ensemble_members={k!r} is not accepted: expected an integer >= 1")
@@ -297,9 +344,17 @@ def trial_with_ensemble(scenario, population, settings, members, *, k: int = 5,
     base = run_trial(scenario, population, settings, options=options, seed=seed,
                      simulate_fn=simulate_fn)
     rows0 = base.summary()
+    if defaults is None:
+        from cartsim.config import load_run_config
+
+        cfg = load_run_config()
+        defaults = (cfg.scenario(), cfg.population, cfg.endpoints)
+    keys = list(member_overrides(members.iloc[0]))
+    pinned = pinned_keys((scenario, population, settings), defaults, keys)
     per_member = []
     for _, m in members.head(k).iterrows():
-        sc, pop, st = apply_overrides(scenario, population, settings, member_overrides(m))
+        over = {key: v for key, v in member_overrides(m).items() if key not in pinned}
+        sc, pop, st = apply_overrides(scenario, population, settings, over)
         res = run_trial(sc, pop, st, options=options, seed=seed, simulate_fn=simulate_fn)
         per_member.append([r["value"] for r in res.summary()])
     vals = np.array(per_member, dtype=float)  # (members, rows)
@@ -312,5 +367,6 @@ def trial_with_ensemble(scenario, population, settings, members, *, k: int = 5,
                     "cohort_hi": r["hi"],
                     "model_lo": float(ok.min()) if ok.size else math.nan,
                     "model_hi": float(ok.max()) if ok.size else math.nan,
-                    "members": v.tolist(), "k": len(vals)})
+                    "members": v.tolist(), "k": len(vals),
+                    "pinned": sorted(pinned)})
     return base, out

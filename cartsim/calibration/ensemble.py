@@ -44,14 +44,22 @@ def implausibility(df: pd.DataFrame, targets: Sequence[Target] = TARGETS) -> np.
 
 def plausible(df: pd.DataFrame, targets: Sequence[Target] = TARGETS, *, cut: float = 3.0,
               fallback: int = 5) -> tuple[np.ndarray, bool]:
-    """Boolean mask of the points kept, and whether the cut itself was met by any point."""
+    """Boolean mask of the points kept, and whether the cut itself was met by any point.
+
+    The points with implausibility below ``cut``; when fewer than ``fallback`` pass, the
+    least implausible others fill the ensemble up to ``fallback`` members (a single
+    surviving point would claim no model uncertainty at all). A point whose figures failed
+    (non-finite implausibility) is never kept.
+    """
     imp = implausibility(df, targets)
     keep = imp < cut
-    if keep.any() or not len(df):
-        return keep, bool(keep.any())
-    keep = np.zeros(len(df), bool)
-    keep[np.argsort(imp, kind="stable")[:fallback]] = True
-    return keep, False
+    met = bool(keep.any())
+    if keep.sum() >= fallback or not len(df):
+        return keep, met
+    order = [i for i in np.argsort(imp, kind="stable") if np.isfinite(imp[i])]
+    for i in order[:fallback]:
+        keep[i] = True
+    return keep, met
 
 
 def ensemble(df: pd.DataFrame, space: Space, targets: Sequence[Target] = TARGETS, *,

@@ -74,10 +74,10 @@ class DeathModel:
         where airway/vessel compression threatens life).
     neutropenia_hazard_per_day : 1/day while ANC < 500/uL; assumption (calibrated
         2026-12-07, experiments/calibration_results/best.yaml; prior range 3e-4 to 1e-2):
-        4.6e-4/day, ~1.4% infection deaths per month of grade-4 neutropenia.
+        4.04e-3/day, ~11% infection deaths per month of grade-4 neutropenia.
     aplasia_hazard_per_day : 1/day while CD7+ T cells are aplastic; assumption (calibrated
         2026-12-07, experiments/calibration_results/best.yaml; prior range 1e-4 to 3e-3):
-        1.85e-4/day, ~13% over two years of lasting aplasia, with the 24-month PFS 36.8% and
+        1.02e-4/day, ~7% over two years of lasting aplasia, with the 24-month PFS 36.8% and
         OS 42.3% of Tan 2023 among the targets (infection deaths after CD7 CAR-T: Pan et al.
         2021 J Clin Oncol 39:3340; Tan et al. 2023 J Hematol Oncol 16).
     leukemia_onset_day : day, first day the leukemia hazard acts; assumption: 14, deaths
@@ -100,8 +100,8 @@ class DeathModel:
     leukemia_f50: float = 0.25
     leukemia_hill: float = 2.0
     leukemia_em_v50_cm3: float = 250.0
-    neutropenia_hazard_per_day: float = 0.00046
-    aplasia_hazard_per_day: float = 1.85e-4
+    neutropenia_hazard_per_day: float = 0.00403608
+    aplasia_hazard_per_day: float = 0.000101688
     leukemia_onset_day: float = 14.0
     neutropenia_ramp_days: float = 7.0
     crs_hazard_per_day: float = 0.2

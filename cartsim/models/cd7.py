@@ -64,7 +64,8 @@ _CONT = {
     "myeloid_blood": ("1", "blood neutrophils relative to baseline", 1e-9),
     "flu_auc": ("mg h/L", "cumulative F-ara-A plasma AUC", 1e-8),
     "car_divisions": ("1", "cumulative proliferation of the CAR-T lineage (e-folds)", 1e-6),
-    "allo_priming": ("1", "host alloimmune priming against an allogeneic product (0-1)", 1e-8),
+    "allo_priming": ("1", "host alloimmune response against an allogeneic product "
+                     "(fraction of its maximum, 0-1)", 1e-8),
 }
 
 
@@ -166,6 +167,7 @@ class Cd7Model(Model):
         y0[K.S_IL10] = params["il100"].value
         y0[K.S_IFNG] = params["ifng0"].value
         y0[K.S_TNFA] = params["tnfa0"].value
+        y0[K.S_AP] = params["allo_prime0"].value  # alloreactive precursors (used if allogeneic)
         y0[K.S_MP] = 1.0
         y0[K.S_MN] = 1.0
 

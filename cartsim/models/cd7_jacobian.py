@@ -242,11 +242,11 @@ def jac(t, y, p, J):
         J[i, K.S_T0] -= krej * T0
     for i in (K.S_E, K.S_M, K.S_X):
         J[i, K.S_AP] = -rej_ap
-    # alloimmune priming: dP/dt = kp (1 - P) car / (C + car)
+    # alloimmune response: dP/dt = kp P (1 - P) car / (C + car)
     kp = p[K.P_K_PRIME] * p[K.D_ALLO]
     cp = K.CAR_PRESENT
-    J[K.S_AP, K.S_AP] = -kp * car / (cp + car)
-    dprime = kp * (1.0 - ap) * cp / ((cp + car) * (cp + car))
+    J[K.S_AP, K.S_AP] = kp * (1.0 - 2.0 * ap) * car / (cp + car)
+    dprime = kp * ap * (1.0 - ap) * cp / ((cp + car) * (cp + car))
     J[K.S_AP, K.S_E] = dprime * E
     J[K.S_AP, K.S_M] = dprime * M
     J[K.S_AP, K.S_X] = dprime * X
@@ -308,7 +308,10 @@ def jac(t, y, p, J):
     ec_fm = p[K.P_EC50_FLU_MY]
     e_cy = p[K.P_EMAX_CY_MY] * _sat(cc, ec_cm)
     e_fl = p[K.P_EMAX_FLU_MY] * _sat(cf, ec_fm)
-    surv = (1.0 - e_cy) * (1.0 - e_fl)  # 1 - E_my
+    g_exm = max(ifng - p[K.P_IFNG0], 0.0)
+    ec_gm = p[K.P_EC50_IFNG_MY]
+    e_ig = p[K.P_EMAX_IFNG_MY] * _sat(g_exm, ec_gm) if g_exm > 0.0 else 0.0
+    surv = (1.0 - e_cy) * (1.0 - e_fl) * (1.0 - e_ig)  # 1 - E_my
     gam = p[K.P_GAMMA_MY]
     if mn > 1e-12:
         fb = (1.0 / mn) ** gam
@@ -340,10 +343,13 @@ def jac(t, y, p, J):
     J[K.S_CY, K.S_CY] = -p[K.D_CYCL] / cyv
     J[K.S_FAUC, K.S_F1] = 24.0 / v1
     ktr_mp_fb = ktr * mp * fb
-    J[K.S_MP, K.S_F1] = -ktr_mp_fb * (1.0 - e_cy) * p[K.P_EMAX_FLU_MY] * ec_fm / (
+    J[K.S_MP, K.S_F1] = -ktr_mp_fb * (1.0 - e_cy) * (1.0 - e_ig) * p[K.P_EMAX_FLU_MY] * ec_fm / (
         (ec_fm + cf) * (ec_fm + cf)) / v1
-    J[K.S_MP, K.S_CY] = -ktr_mp_fb * (1.0 - e_fl) * p[K.P_EMAX_CY_MY] * ec_cm / (
+    J[K.S_MP, K.S_CY] = -ktr_mp_fb * (1.0 - e_fl) * (1.0 - e_ig) * p[K.P_EMAX_CY_MY] * ec_cm / (
         (ec_cm + cc) * (ec_cm + cc)) / cyv
+    if g_exm > 0.0:
+        J[K.S_MP, K.S_IFNG] = -ktr_mp_fb * (1.0 - e_cy) * (1.0 - e_fl) * p[K.P_EMAX_IFNG_MY] * (
+            ec_gm / ((ec_gm + g_exm) * (ec_gm + g_exm)))
     J[K.S_MP, K.S_MP] = ktr * (surv * fb - 1.0)
     J[K.S_MP, K.S_MN] = ktr * mp * surv * dfb
     J[K.S_MN, K.S_MP] = ktr

@@ -122,7 +122,7 @@ N_CELL = 8  # states 0..7 are cell species (held as ln(cells))
 # --- model parameters (order = cartsim.parameters.cd7 order) ------------------------------
 PARAM_NAMES = (
     "rho_max", "car_niche", "k_ag", "eta_h", "w_self", "donor_fitness",
-    "expansion_capacity", "capacity_hill", "k_reject", "k_prime", "reject_t_half",
+    "expansion_capacity", "capacity_hill", "k_reject", "k_prime", "allo_prime0", "reject_t_half",
     "k_em0", "k_em", "k_me", "k_ex", "delta_e", "delta_m", "delta_x",
     "k_kill", "k_kill_half", "theta_kill", "sigma_x", "d50_kill",
     "k_switch", "blast_capacity", "marrow_normal_cells", "em_growth_factor", "em_capacity",
@@ -134,9 +134,10 @@ PARAM_NAMES = (
     "k_il10", "il100", "s_il10", "s_il10e",
     "k_toci", "k_dex", "imax_ster", "ec50_dex",
     "mtt_myeloid", "gamma_myeloid", "emax_cy_my", "ec50_cy_my", "emax_flu_my", "ec50_flu_my",
+    "emax_ifng_my", "ec50_ifng_my",
 )
 (P_RHO_MAX, P_CAR_NICHE, P_K_AG, P_ETA_H, P_W_SELF, P_DONOR_FIT,
- P_G_CAP, P_G_HILL, P_K_REJ, P_K_PRIME, P_REJ_HALF,
+ P_G_CAP, P_G_HILL, P_K_REJ, P_K_PRIME, P_AP0, P_REJ_HALF,
  P_K_EM0, P_K_EM, P_K_ME, P_K_EX, P_DELTA_E, P_DELTA_M, P_DELTA_X,
  P_K_KILL, P_K_KILL_HALF, P_THETA, P_SIGMA_X, P_D50,
  P_K_SW, P_KB, P_NMARROW, P_EM_GROWTH, P_EM_CAP,
@@ -148,6 +149,7 @@ PARAM_NAMES = (
  P_K_IL10, P_IL100, P_S_IL10, P_S_IL10E,
  P_K_TOCI, P_K_DEX, P_IMAX_STER, P_EC50_DEX,
  P_MTT_MY, P_GAMMA_MY, P_EMAX_CY_MY, P_EC50_CY_MY, P_EMAX_FLU_MY, P_EC50_FLU_MY,
+ P_EMAX_IFNG_MY, P_EC50_IFNG_MY,
  ) = range(len(PARAM_NAMES))
 N_MODEL_PARAM = len(PARAM_NAMES)
 
@@ -368,7 +370,10 @@ def continuous_rhs(E, car, rho, lymph, c, p, drv, dc):
     dc[S_CY - o] = p[D_RATE_CY] - p[D_CYCL] * cc
     dc[S_FAUC - o] = 24.0 * cf  # mg*h/L per day
     dc[S_G - o] = rho  # e-folds of proliferation per day
-    dc[S_AP - o] = p[P_K_PRIME] * p[D_ALLO] * (1.0 - c[S_AP - o]) * car / (CAR_PRESENT + car)
+    # alloimmune response: alloreactive host clones expand (logistic, from the precursor
+    # share allo_prime0) while allogeneic cells are present, so rejection starts after a delay
+    ap = c[S_AP - o]
+    dc[S_AP - o] = p[P_K_PRIME] * p[D_ALLO] * ap * (1.0 - ap) * car / (CAR_PRESENT + car)
 
     H = c[S_H - o]
     eps = p[P_EPS_H]
@@ -404,7 +409,10 @@ def continuous_rhs(E, car, rho, lymph, c, p, drv, dc):
     mn = c[S_MN - o]
     e_cy = p[P_EMAX_CY_MY] * _sat(cc, p[P_EC50_CY_MY])
     e_fl = p[P_EMAX_FLU_MY] * _sat(cf, p[P_EC50_FLU_MY])
-    e_my = 1.0 - (1.0 - e_cy) * (1.0 - e_fl)
+    # inflammatory myelosuppression (ICAHT): IFN-gamma over baseline holds myeloid
+    # precursors back from dividing while CAR-T cells are engaged
+    e_ig = p[P_EMAX_IFNG_MY] * _sat(g_ex, p[P_EC50_IFNG_MY]) if g_ex > 0.0 else 0.0
+    e_my = 1.0 - (1.0 - e_cy) * (1.0 - e_fl) * (1.0 - e_ig)
     fb = (1.0 / mn) ** p[P_GAMMA_MY] if mn > 1e-12 else 1e12 ** p[P_GAMMA_MY]
     dc[S_MP - o] = ktr * mp * (1.0 - e_my) * fb - ktr * mp
     dc[S_MN - o] = ktr * (mp - mn)

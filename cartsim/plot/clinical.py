@@ -221,7 +221,7 @@ def endpoint_probabilities(endpoints: xr.Dataset, items=DEFAULT_ENDPOINTS) -> li
 
 
 def endpoint_bars(endpoints, ax=None, *, items=DEFAULT_ENDPOINTS,
-                  colours: Sequence[str] = PALETTE):
+                  colours: Sequence[str] = PALETTE, members=None):
     """Endpoint probabilities with exact (Clopper-Pearson) 95% CIs as horizontal bars.
 
     Parameters
@@ -232,6 +232,11 @@ def endpoint_bars(endpoints, ax=None, *, items=DEFAULT_ENDPOINTS,
     ax : matplotlib.axes.Axes, optional
     items : sequence of (label, variable, function)
         Endpoints: the function maps the variable's values to True/False per patient.
+    members : mapping of str to sequence of xarray.Dataset, optional
+        For each cohort, the same patients under each calibration ensemble member
+        (:func:`~cartsim.plot.run_what_if` with ``ensemble=``): the range of their
+        probabilities is drawn as a thick grey line on each bar (model uncertainty,
+        beside the cohort's binomial CI).
 
     Returns
     -------
@@ -251,12 +256,22 @@ def endpoint_bars(endpoints, ax=None, *, items=DEFAULT_ENDPOINTS,
         ax.barh(y, p, height=height * 0.9, color=colours[j % len(colours)],
                 label=f"{name} (n={n})" if name else f"n={n}")
         ax.errorbar(p, y, xerr=err, fmt="none", ecolor="0.2", elinewidth=0.9, capsize=2)
-        for yy, pp, top in zip(y, p, p + err[1]):
+        right = p + err[1]
+        mem = (members or {}).get(name if name else "", None)
+        if mem:
+            mp = np.array([[r["p"] for r in endpoint_probabilities(m, items)]
+                           for m in mem]) * 100  # (members, items)
+            lo, hi = np.nanmin(mp, axis=0), np.nanmax(mp, axis=0)
+            ax.hlines(y + height * 0.3, lo, hi, colors="0.45", linewidth=3.0,
+                      label=(f"model range ({len(mem)} ensemble members)"
+                             if j == 0 else None))
+            right = np.maximum(right, hi)
+        for yy, pp, top in zip(y, p, right):
             ax.text(top + 1.5, yy, f"{pp:.0f}%", va="center", fontsize=7)
     ax.set_yticks(y0, [it[0] for it in items], fontsize=8)
     ax.set_xlim(0, 112)
     ax.set_xticks(np.arange(0, 101, 20))
-    ax.set_xlabel("patients (%), with exact 95% CI")
+    ax.set_xlabel("patients (%), with exact 95% CI" + (" and model range" if members else ""))
     ax.set_ylim(-0.6, len(items) - 0.4)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0),

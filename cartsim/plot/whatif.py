@@ -68,19 +68,30 @@ class WhatIf:
     typical : regimen name -> simulation of the patient with typical parameters.
     cohorts : regimen name -> :class:`~cartsim.trial.TrialResult` of the virtual cohort
         around the patient (endpoints and trajectories).
+    members : regimen name -> endpoints of the same cohort under each calibration ensemble
+        member (empty without ``ensemble=``): what the model does not know.
+    pinned : ensemble keys left at the regimen's own value (set by the user or the
+        disease, e.g. the T-ALL growth rate for ``disease="cd7_aml"``).
     """
 
     scenarios: dict = field(default_factory=dict)
     typical: dict[str, xr.Dataset] = field(default_factory=dict)
     cohorts: dict = field(default_factory=dict)
+    members: dict[str, list[xr.Dataset]] = field(default_factory=dict)
+    pinned: dict[str, list[str]] = field(default_factory=dict)
 
     def endpoints(self) -> dict[str, xr.Dataset]:
         """Regimen name -> the cohort's endpoints (for :func:`~cartsim.plot.endpoint_bars`)."""
         return {name: res.endpoints for name, res in self.cohorts.items()}
 
+    def member_endpoints(self) -> dict[str, list[xr.Dataset]]:
+        """Regimen name -> the ensemble members' endpoints (``endpoint_bars(members=...)``)."""
+        return dict(self.members)
+
 
 def run_what_if(patient: Mapping, regimens: Mapping[str, Mapping], *, n_cohort: int = 20,
-                seed: int = 0, t_end: float = 365.0, population=None) -> WhatIf:
+                seed: int = 0, t_end: float = 365.0, population=None, ensemble=None,
+                ensemble_members: int = 5) -> WhatIf:
     """Simulate one patient under each regimen, typical and as a small cohort.
 
     Parameters
@@ -100,6 +111,15 @@ def run_what_if(patient: Mapping, regimens: Mapping[str, Mapping], *, n_cohort: 
     population : PopulationSpec, optional
         Where the random effects come from (default: ``conf/population/default.yaml``'s
         random effects, no covariate spread).
+    ensemble : path or DataFrame, optional
+        The calibration's plausible parameter sets (``experiments/calibration_results/
+        ensemble.csv``). The cohort of each regimen is run again under the first
+        ``ensemble_members`` of them (same patients): their spread is the model's
+        uncertainty, drawn by ``endpoint_bars(..., members=whatif.member_endpoints())``.
+        A value the regimen sets itself (a disease's growth rate) stays (as in the
+        calibration: :func:`cartsim.trial.pinned_keys`).
+    ensemble_members : int
+        How many members (the most likely first).
 
     Returns
     -------
@@ -117,6 +137,18 @@ def run_what_if(patient: Mapping, regimens: Mapping[str, Mapping], *, n_cohort: 
                                     random_effects=dict(default.random_effects),
                                     random_effect_correlation=list(
                                         default.random_effect_correlation))
+    table = defaults = None
+    if ensemble is not None:
+        from cartsim.trial import read_members
+
+        if not (isinstance(ensemble_members, int) and ensemble_members >= 1):
+            raise ValueError(f"ensemble_members={ensemble_members!r} is not accepted: "
+                             "expected an integer >= 1")
+        table = ensemble if hasattr(ensemble, "iterrows") else read_members(ensemble)
+        if len(table) == 0:
+            raise ValueError("the ensemble holds no members")
+        cfg = cartsim.load_run_config()
+        defaults = (cfg.scenario(), cfg.population, cfg.endpoints)
     out = WhatIf()
     for name, regimen in regimens.items():
         sc = cartsim.load_config(what_if_overrides(patient, regimen, t_end=t_end))
@@ -127,7 +159,25 @@ def run_what_if(patient: Mapping, regimens: Mapping[str, Mapping], *, n_cohort: 
         out.cohorts[name] = run_trial(sc, population, seed=int(seed),
                                       options=TrialOptions(save_trajectories=True,
                                                            title=str(name)))
+        if table is not None:
+            out.members[name], out.pinned[name] = _member_cohorts(
+                sc, population, table.head(int(ensemble_members)), defaults, seed)
     return out
+
+
+def _member_cohorts(scenario, population, members, defaults, seed):
+    """Endpoints of the cohort under each ensemble member, and the keys left alone."""
+    from cartsim.trial import apply_overrides, member_overrides, pinned_keys, run_trial
+
+    settings = defaults[2]
+    keys = list(member_overrides(members.iloc[0]))
+    pinned = pinned_keys((scenario, population, settings), defaults, keys)
+    out = []
+    for _, m in members.iterrows():
+        over = {k: v for k, v in member_overrides(m).items() if k not in pinned}
+        sc, pop, st = apply_overrides(scenario, population, settings, over)
+        out.append(run_trial(sc, pop, st, seed=int(seed)).endpoints)
+    return out, sorted(pinned)
 
 
 def what_if_figure(whatif: WhatIf, variables: Sequence[str] = (

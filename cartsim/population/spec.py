@@ -224,7 +224,7 @@ def _default_covariates() -> dict[str, Covariate]:
 
 def _default_random_effects() -> dict[str, float]:
     return {"rho_max": 0.19, "delta_e": 0.5, "delta_m": 0.93, "k_em0": 0.89, "k_kill": 0.5,
-            "s_il6": 0.5}
+            "s_il6": 0.5, "k_reject": 1.0}
 
 
 @dataclass
@@ -263,7 +263,7 @@ class PopulationSpec:
         default_factory=lambda: [["weight_kg", "height_cm", 0.6]])
     em_probability: float | None = 0.2
     cd7neg_clone_probability: float | None = 0.2
-    poor_expander_probability: float | None = 0.18
+    poor_expander_probability: float | None = 0.12908
     poor_expander_factor: float = 0.3
     random_effects: dict[str, float] = field(default_factory=_default_random_effects)
     random_effect_correlation: list[list[Any]] = field(default_factory=list)

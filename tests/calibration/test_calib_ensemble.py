@@ -30,8 +30,20 @@ def test_implausibility_is_the_largest_absolute_z():
 
 def test_points_beyond_the_cut_are_ruled_out():
     df = store_frame(T, [CENTRE, [0.3, 100.0, 0.5, 0.5, 0.2], [0.85, 130.0, 0.45, 0.5, 0.25]])
-    keep, met = plausible(df, T, cut=3.0)
+    keep, met = plausible(df, T, cut=3.0, fallback=2)
     assert met and keep.tolist() == [True, False, True]
+
+
+def test_too_few_plausible_points_are_topped_up_to_the_minimum():
+    """One survivor would claim no model uncertainty: the least implausible others join."""
+    df = store_frame(T, [CENTRE, [0.3, 100.0, 0.5, 0.5, 0.2], [0.2, 100.0, 0.5, 0.5, 0.2],
+                         [0.9, np.nan, 0.5, 0.5, 0.2], [0.1, 100.0, 0.5, 0.5, 0.2]])
+    imp = implausibility(df, T)
+    assert imp[0] < 3.0 < imp[1] < imp[2] < imp[4] < np.inf
+    keep, met = plausible(df, T, cut=3.0, fallback=3)
+    assert met and keep.tolist() == [True, True, True, False, False]
+    keep, _ = plausible(df, T, cut=3.0, fallback=10)  # never a point whose figures failed
+    assert keep.tolist() == [True, True, True, False, True]
 
 
 def test_a_figure_that_failed_rules_a_point_out():

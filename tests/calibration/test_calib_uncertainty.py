@@ -84,3 +84,28 @@ def test_trial_task_writes_the_uncertainty_table(tmp_path):
                          text=True, timeout=600, cwd=ROOT)
     assert bad.returncode == 2 and "trial.ensemble='no_such_file.csv' is not accepted" in (
         bad.stderr + bad.stdout)
+
+
+def test_members_leave_what_the_run_sets_alone():
+    """As in the calibration (an experiment that sets a key keeps it), a member's T-ALL
+    growth rate does not overwrite the growth rate of disease=cd7_aml, nor a dose the user
+    chose; keys at their shipped value take the member's."""
+    from cartsim.config import load_run_config
+    from cartsim.trial import pinned_keys, read_override
+
+    default = load_run_config()
+    d = (default.scenario(), default.population, default.endpoints)
+    aml = load_run_config(["disease=cd7_aml", "regimen.car_dose_per_kg=3e6"])
+    a = (aml.scenario(), aml.population, aml.endpoints)
+    keys = ["disease.blast_growth_per_day", "regimen.car_dose_per_kg",
+            "+model.params.rho_max", "population.poor_expander_probability"]
+    aml_growth = aml.scenario().disease.blast_growth_per_day
+    assert read_override(*a, "disease.blast_growth_per_day") == aml_growth
+    assert pinned_keys(a, d, keys) == {"disease.blast_growth_per_day", "regimen.car_dose_per_kg"}
+    assert pinned_keys(d, d, keys) == set()
+    members = pd.DataFrame({"id": [1], "disease.blast_growth_per_day": [0.5],
+                            "+model.params.rho_max": [0.6]})
+    sc = dataclasses.replace(a[0], output=OutputOptions(t_end=20.0))
+    pop = dataclasses.replace(a[1], n=3)
+    _, rows = trial_with_ensemble(sc, pop, a[2], members, k=1, seed=1, defaults=d)
+    assert rows[0]["pinned"] == ["disease.blast_growth_per_day"]

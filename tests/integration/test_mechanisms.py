@@ -24,10 +24,6 @@ def _trial(overrides, n=N, seed=11):
                      options=cfg.trial).endpoints
 
 
-def _se(p, n):
-    return np.sqrt(max(p * (1 - p), 1.0 / n) / n)
-
-
 HIGH_BURDEN = ["population.covariates.marrow_blast_pct.value=70",
                "population.covariates.marrow_blast_pct.sd=0.4",
                "population.covariates.marrow_blast_pct.lower=20", "output.t_end=60"]
@@ -41,11 +37,17 @@ def dose_cohorts():
 def test_dose_raises_severe_crs_in_a_high_burden_cohort(dose_cohorts):
     """GC027 (Leukemia 2023;37:2176): CRS >= 3 in 5/5 at 0.6-1.5e7/kg, against 5-10% at
     2.5e5-1e6/kg in NCT05290155, Pan 2021 and Lu 2022; Hay 2017: risk rises with dose and
-    burden. The same 300 patients at 1e5, 1e6 and 1e7 cells/kg."""
-    rate = {d: float((ep["crs_grade"] >= 3).mean()) for d, ep in dose_cohorts.items()}
+    burden. The same 300 patients at 1e5, 1e6 and 1e7 cells/kg: the rate rises with dose and
+    more patients cross grade 3 at 1e7 than at 1e5 than the other way round (paired). At the
+    calibrated values the effect is modest (~+5 points over 100x in a 70%-blast cohort, where
+    burden dominates); GC027's 5/5 at 1e7 is a structural miss (README)."""
+    severe = {d: np.asarray(ep["crs_grade"].values) >= 3 for d, ep in dose_cohorts.items()}
+    rate = {d: float(g.mean()) for d, g in severe.items()}
     assert rate[1e5] < rate[1e6] < rate[1e7], rate
-    gap = rate[1e7] - rate[1e5]
-    assert gap > 3 * np.hypot(_se(rate[1e5], N), _se(rate[1e7], N)), rate
+    # paired (McNemar): the same patients, so count who crosses grade 3 either way
+    up = int((severe[1e7] & ~severe[1e5]).sum())
+    down = int((severe[1e5] & ~severe[1e7]).sum())
+    assert up - down > 3 * np.sqrt(up + down), (up, down, rate)
 
 
 def test_a_high_dose_peaks_earlier_but_the_peak_depends_weakly_on_dose(dose_cohorts):
@@ -139,3 +141,52 @@ def test_allogeneic_product_is_rejected_by_week_four():
     gone = lambda ep: float((~(ep["persistence_qpcr"] >= 28.0)).mean())  # noqa: E731
     assert gone(allo) > 0.5 > gone(auto), (gone(allo), gone(auto))
     assert 4.0 <= float(np.nanmedian(allo["tmax_qpcr"])) <= 11.0
+
+
+def test_rejection_waits_for_the_alloresponse_to_grow():
+    """A primary alloresponse is a clonal expansion of host T cells that takes 1-2 weeks
+    (GC027: the allogeneic product still peaks on days 5-10, like an autologous one, and
+    is then rejected). The same patients and product, with and without HLA mismatch: in
+    the first 4 days the two are within 25% of each other; by day 21 the mismatched one is
+    below a tenth of the matched one in most patients."""
+    cfg = load_run_config(["population.n=60", "seed=7", "regimen.car_dose_per_kg=1e7",
+                           "output.t_end=30"])
+    from cartsim.population import draw_cohort
+
+    cohort = draw_cohort(cfg.scenario(), cfg.population, 7)
+    import dataclasses
+
+    def run(allogeneic):
+        prod = load_run_config(["product=allo_ko",
+                                f"product.allogeneic={allogeneic}"]).scenario().product
+        return cartsim.simulate([dataclasses.replace(s, product=prod) for s in cohort.scenarios])
+
+    allo, auto = run("true"), run("false")
+    t = allo["time"].values
+    a, b = allo["car_total"].values, auto["car_total"].values
+    early = (t > 0.5) & (t <= 4.0)
+    ratio = a[:, early] / b[:, early]
+    assert np.nanmedian(np.abs(ratio - 1.0)) < 0.25, np.nanmedian(ratio)
+    d21 = np.searchsorted(t, 21.0)
+    assert np.mean(a[:, d21] < 0.1 * b[:, d21]) > 0.5
+
+
+def test_inflammation_prolongs_neutropenia():
+    """Immune effector cell-associated hematotoxicity (Rejeski 2021 Blood 138:2499): the
+    same patients have longer grade-4 neutropenia with IFN-gamma myelosuppression than
+    without it, the more so the higher their IFN-gamma peak; with no CAR-T cells (no
+    inflammation) the mechanism changes nothing."""
+    over = ["output.t_end=90"]
+    on = _trial(over, n=150)
+    off = _trial([*over, "+model.params.emax_ifng_my=0"], n=150)
+    d_on = on["neutropenia_g4_days"].values
+    d_off = off["neutropenia_g4_days"].values
+    assert np.nanmean(d_on) > np.nanmean(d_off) + 2.0
+    assert (d_on >= d_off - 1.0).all()
+    longer = d_on - d_off
+    hi = on["ifng_peak"].values > np.nanmedian(on["ifng_peak"].values)
+    assert np.nanmean(longer[hi]) > np.nanmean(longer[~hi])
+    none_on = _trial([*over, "regimen.car_dose_per_kg=0"], n=30)
+    none_off = _trial([*over, "regimen.car_dose_per_kg=0", "+model.params.emax_ifng_my=0"], n=30)
+    np.testing.assert_allclose(none_on["neutropenia_g4_days"].values,
+                               none_off["neutropenia_g4_days"].values, rtol=1e-9, atol=1e-9)

@@ -52,3 +52,29 @@ def test_run_what_if_and_figure():
     assert "(copies/\u00b5g)" in axes[0, 0].get_ylabel() and "(pg/mL)" in axes[1, 0].get_ylabel()
     assert axes[0, 0].get_yscale() == "log"
     assert axes[1, 1].get_xlabel() == "days since CAR-T infusion"
+
+
+def test_what_if_carries_the_ensemble():
+    """Each regimen's cohort is rerun under each member (same patients): a member that
+    halves the killing rate lowers the response, the bars draw the members' range, and an
+    AML patient keeps the AML growth rate while the ensemble's T-ALL rate is ignored."""
+    import pandas as pd
+    from matplotlib.collections import LineCollection
+
+    from cartsim.plot.clinical import endpoint_probabilities
+
+    members = pd.DataFrame({"id": [1, 2], "+model.params.k_kill": [1.7, 0.05],
+                            "disease.blast_growth_per_day": [0.04, 0.09]})
+    res = cplot.run_what_if({"marrow_blast_pct": 60.0},
+                            {"T-ALL": {}, "AML": {"disease": "cd7_aml"}}, n_cohort=6,
+                            t_end=40.0, ensemble=members, ensemble_members=2)
+    assert [len(v) for v in res.members.values()] == [2, 2]
+    assert res.pinned == {"T-ALL": [], "AML": ["disease.blast_growth_per_day"]}
+    cr = [endpoint_probabilities(m)[0]["p"] for m in res.members["T-ALL"]]
+    assert cr[0] > cr[1]
+    ax = cplot.endpoint_bars(res.endpoints(), members=res.member_endpoints())
+    assert any(isinstance(c, LineCollection) for c in ax.collections)
+    assert "model range" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="ensemble_members=0"):
+        cplot.run_what_if({}, {"A": {}}, n_cohort=2, t_end=20, ensemble=members,
+                          ensemble_members=0)
