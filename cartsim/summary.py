@@ -25,7 +25,7 @@ MRD_FLOW = 1e-4
 def patient_readout(ds: xr.Dataset, patient: int = 0) -> dict:
     """Summary numbers for one patient (NaN / None where not applicable), read on the
     endpoint grid (independent of ``output.dt``)."""
-    from cartsim.simulation import on_endpoint_grid
+    from cartsim.grid import on_endpoint_grid
 
     one = on_endpoint_grid(ds).isel(patient=patient)
     t = one["time"].values

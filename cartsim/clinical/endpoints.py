@@ -47,7 +47,7 @@ from cartsim.clinical.survival import (
     hazards,
     survival,
 )
-from cartsim.simulation import ENDPOINT_STEP_DAYS, ENDPOINT_VARIABLES, on_endpoint_grid
+from cartsim.grid import ENDPOINT_STEP_DAYS, ENDPOINT_VARIABLES, on_endpoint_grid
 
 REQUIRED = ENDPOINT_VARIABLES
 """Observables (patient, time) the endpoints read; ``status`` is needed too. The simulation

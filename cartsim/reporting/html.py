@@ -112,7 +112,7 @@ def _figures(ep: xr.Dataset, traj: xr.Dataset | None) -> list[tuple[str, str, st
                            "= best marrow response; markers = remission, relapse (CD7+ or "
                            "CD7-negative), progression, death.", figure_png(fig)))
     if traj is not None:
-        from cartsim.simulation import on_endpoint_grid
+        from cartsim.grid import on_endpoint_grid
 
         n = traj.sizes["patient"]
         daily = on_endpoint_grid(traj)  # what the endpoints read, whatever output.dt

@@ -163,8 +163,8 @@ def simulate_stochastic(scenarios, *, engine: str = "stochastic", replicates: in
         Dims ``patient`` [x ``replicate``] x ``time`` (plus ``clone`` for the agent
         engine); see the module notes.
     """
+    from cartsim.grid import endpoint_times, on_output_grid, output_times, record_times
     from cartsim.models import get_model
-    from cartsim.simulation import endpoint_times, on_output_grid, output_times, record_times
     from cartsim.stochastic.outcomes import add_outcomes
 
     del method

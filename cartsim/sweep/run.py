@@ -167,7 +167,7 @@ def run_sweep(base: Scenario, spec: SweepSpec | None = None, population=None, se
 
 def check_follow_up(base: Scenario, names, key: str) -> None:
     """``pfs_12m`` needs the output grid to reach its landmark (day 365)."""
-    from cartsim.simulation import output_times
+    from cartsim.grid import output_times
     from cartsim.sweep.endpoints import PFS_DAY
 
     end = float(output_times(base)[-1])
