@@ -103,3 +103,32 @@ def test_the_cli_refuses_population_n_1e8_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.startswith("cartsim: error: population.n=100000000 needs ~")
     assert "GB available" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_run_sensitivity_refuses_a_design_that_cannot_fit():
+    """The sensitivity task is checked like a sweep, before its design is drawn (here 2^32
+    base samples x 3 runs x 1,000 patients per point); the design size is SALib's."""
+    from cartsim.sweep.options import SensitivityOptions
+    from cartsim.sweep.sensitivity import design_size, run_sensitivity, sensitivity_design
+
+    opts = SensitivityOptions(parameters=[{"name": "model.params.k_kill", "space": "logspace",
+                                           "start": 0.5, "stop": 3.0}],
+                              n_base=2**32, population_n=1000)
+    t = time.perf_counter()
+    with pytest.raises(BudgetError, match="sweep.n_samples=12884901888 with "
+                                          "sweep.population_n=1000"):
+        run_sensitivity(Scenario(), opts)
+    assert time.perf_counter() - t < 5.0
+    small = SensitivityOptions(parameters=opts.parameters, n_base=8)
+    assert design_size(1, small) == len(sensitivity_design(small.parameters, small))
+
+
+def test_a_bad_parameter_value_is_a_scenario_error_from_every_door():
+    """``ParameterError`` is a ``ScenarioError``: a scenario built by keyword with a value
+    outside the bounds stops with the same one-line error class as a config."""
+    import cartsim
+    from cartsim.scenario import ModelConfig
+
+    with pytest.raises(ScenarioError, match=r"model\.params\.k_kill=1000000000\.0 is not "
+                                            r"accepted: expected"):
+        cartsim.simulate(Scenario(model=ModelConfig(params={"k_kill": 1e9})))

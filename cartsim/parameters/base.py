@@ -14,9 +14,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from cartsim.scenario import ScenarioError
 
-class ParameterError(ValueError):
-    """An unknown parameter name or a value outside a parameter's bounds."""
+
+class ParameterError(ScenarioError):
+    """An unknown parameter name or a value outside a parameter's bounds (a
+    :class:`~cartsim.scenario.ScenarioError`: one error class for every bad input)."""
 
 
 @dataclass(frozen=True)

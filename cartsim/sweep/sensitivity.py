@@ -59,6 +59,14 @@ def _to_range(params: Sequence, u: np.ndarray) -> np.ndarray:
     return unit_to_range(params, u)
 
 
+def design_size(n_params: int, options: SensitivityOptions) -> int:
+    """Rows of :func:`sensitivity_design` for ``n_params`` parameters, without drawing it:
+    Saltelli's N (2D + 2) with second-order indices, N (D + 2) without; Morris N (D + 1)."""
+    if options.method == "sobol":
+        return options.n_base * ((2 * n_params + 2) if options.second_order else (n_params + 2))
+    return options.n_base * (n_params + 1)
+
+
 def sensitivity_design(params: Sequence, options: SensitivityOptions, seed: int = 0
                        ) -> np.ndarray:
     """Input samples (n, D) in the parameters' units for ``options.method``.
@@ -246,12 +254,16 @@ def run_sensitivity(base: Scenario, options: SensitivityOptions, population=None
     axes = resolve_axes(options.parameters, base, key="sensitivity.parameters", numeric=True)
     check_endpoints(options.endpoints, key="sensitivity.endpoints", settings=settings)
     check_follow_up(base, options.endpoints, "sensitivity.endpoints")
+    from cartsim.budget import check_sweep
+
+    spec = SweepSpec(name="sensitivity", axes=list(options.parameters), method="lhs",
+                     n_samples=design_size(len(options.parameters), options),
+                     population_n=options.population_n,
+                     endpoints=list(options.endpoints), chunk_size=options.chunk_size)
+    check_sweep(base, spec)  # before the design is drawn: it fits in memory, or a clean error
     x = sensitivity_design(options.parameters, options, seed)
     plan = SweepPlan(axes, [tuple(r) for r in x.tolist()], None, {},
                      max(1, options.population_n))
-    spec = SweepSpec(name="sensitivity", axes=list(options.parameters), method="lhs",
-                     n_samples=x.shape[0], population_n=options.population_n,
-                     endpoints=list(options.endpoints), chunk_size=options.chunk_size)
     pop = _point_population(population, spec, axes)
     desc = describe(base, spec, pop, settings, seed) | {"sensitivity":
                                                         dataclasses.asdict(options)}
