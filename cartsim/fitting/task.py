@@ -87,10 +87,10 @@ def _plots(ds, output_dir: Path) -> dict[str, Path]:
     if ds.sizes["replicate"] > 0:
         for a in ds["analyte_name"].values:
             figs[f"vpc_{a}"] = gof.plot_vpc(ds, analyte=str(a))
+    from cartsim.io import write_figure
+
     for name, fig in figs.items():
         path = (output_dir / f"{name}.png").resolve()
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        tmp.replace(path)
+        write_figure(fig, path, dpi=110, bbox_inches="tight")  # atomic; a full disk is an error
         out[name] = path
     return out
