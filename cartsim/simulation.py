@@ -277,7 +277,6 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
         "seed": int(scenarios[0].seed),
         "config": _yaml(scenarios[0]),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "conventions": "CF-1.8 style units and long_name on every variable",
         "note": "states reported after any dose event at the same time (right-continuous)",
     }
     if n_pat > 1 and variables is None:
