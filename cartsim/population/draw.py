@@ -320,7 +320,8 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
         rejects (naming the ``population.covariates.<name>`` key and patient).
     """
     spec = dataclasses.replace(spec)  # re-validate: fields may have changed since it was built
-    (rng_cov, rng_em, rng_re, rng_clone, rng_pe), seed_attr = _streams(seed, 5)
+    # stream order is part of the seed's meaning: append new streams, never reorder
+    (rng_cov, rng_em, rng_re, rng_clone, rng_pe, rng_emr), seed_attr = _streams(seed, 6)
     n = spec.n
     values, info, cov_redraws = _draw_covariates(rng_cov, spec)
     p = spec.em_probability
@@ -349,6 +350,7 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
         what = info.get("cd7neg_blast_fraction", {}).get("origin", "base scenario value")
         info.setdefault("cd7neg_blast_fraction", {})["origin"] = (
             f"{what} with probability {q:g} ({PREFIX}.cd7neg_clone_probability), else 0")
+    refractory = _em_refractory(rng_emr, spec, base, values, info)
     thetas, re_data, re_redraws = ({}, {}, 0)
     if spec.random_effects:
         thetas, re_data, re_redraws = _draw_random_effects(rng_re, spec, base)
@@ -379,7 +381,34 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
         table["poor_expander"] = ("patient", poor, {
             "units": "1", "long_name": "product in the poor-expander class (rho_max x "
             f"{spec.poor_expander_factor:g}, probability {spec.poor_expander_probability:g})"})
+    if refractory is not None:
+        table["em_refractory"] = ("patient", refractory, {
+            "units": "1", "long_name": "extramedullary disease refractory to CAR-T entry "
+            f"(em_access x {spec.em_refractory_factor:g}, probability "
+            f"{spec.em_refractory_probability:g} among patients with a mass)"})
     return Cohort(scenarios, table)
+
+
+def _em_refractory(rng, spec: PopulationSpec, base: Scenario, values: dict, info: dict):
+    """Draw the refractory-lesion class and scale those patients' ``em_access`` (in place).
+
+    Returns per-patient class flags (False without a mass), or None when the population
+    has no such class (``em_refractory_probability`` null or 0). A uniform is drawn for
+    every patient, so the class of patient i does not depend on the others' masses.
+    """
+    q = spec.em_refractory_probability
+    if not q:
+        return None
+    u = rng.random(spec.n)
+    vol = values.get("em_volume_cm3", np.full(spec.n, float(base.disease.em_volume_cm3)))
+    refractory = (u < q) & (np.asarray(vol) > 0.0)
+    acc = values.get("em_access", np.full(spec.n, float(base.disease.em_access)))
+    values["em_access"] = np.where(refractory, acc * spec.em_refractory_factor, acc)
+    what = info.get("em_access", {}).get("origin", "base scenario value")
+    info.setdefault("em_access", {})["origin"] = (
+        f"{what}, x {spec.em_refractory_factor:g} for a refractory mass (probability "
+        f"{q:g} among patients with one, {PREFIX}.em_refractory_probability)")
+    return refractory
 
 
 def _poor_expanders(rng, spec: PopulationSpec, base: Scenario, thetas: dict, re_data: dict):

@@ -61,6 +61,8 @@ COVARIATE_FIELDS: dict[str, CovariateField] = {
                                   "CD7 antigen density on blasts relative to T-ALL blasts"),
     "em_volume_cm3": CovariateField("disease.em_volume_cm3", "cm3",
                                     "extramedullary mass volume"),
+    "em_access": CovariateField("disease.em_access", "1",
+                                "CAR-T access to the extramedullary mass relative to marrow"),
     "car_dose_per_kg": CovariateField("regimen.car_dose_per_kg", "cells/kg",
                                       "CAR+ cells infused per kg body weight"),
     "vcn": CovariateField("product.vcn", "copies/cell",
@@ -250,6 +252,14 @@ class PopulationSpec:
         poor-expander class (-, [0, 1]; null: none), whose individual ``rho_max`` is
         multiplied by ``poor_expander_factor`` (-, (0, 1]); after the two-class mixture of
         Mueller-Schoell et al. 2021 (axi-cel: 19.7% low expanders, expansion ~12x lower).
+    em_refractory_probability : probability that a patient's extramedullary disease is
+        refractory to CAR-T entry (-, [0, 1]; null: none): its ``em_access`` is multiplied
+        by ``em_refractory_factor`` (-, (0, 1]). Only patients with a mass are drawn into
+        the class. A two-class mixture, not a spread around one value: a lesion that CAR-T
+        cells barely reach hardly shrinks and adds little stimulus (its antigen counts with
+        the same access), so the patient's blood kinetics mostly follow the marrow, while a
+        reachable lesion is cleared within weeks. (One lower access for every mass would
+        instead slow every lesion's clearance and, with it, delay every patient's peak.)
     random_effects : model parameter name -> omega, the SD of
         ``eta = ln(theta_i / theta_typical)`` (-, >= 0). The typical value is
         the base scenario's ``model.params`` entry, else the parameter default;
@@ -265,6 +275,8 @@ class PopulationSpec:
     cd7neg_clone_probability: float | None = 0.2
     poor_expander_probability: float | None = 0.12908
     poor_expander_factor: float = 0.3
+    em_refractory_probability: float | None = 0.3
+    em_refractory_factor: float = 0.05
     random_effects: dict[str, float] = field(default_factory=_default_random_effects)
     random_effect_correlation: list[list[Any]] = field(default_factory=list)
 
@@ -303,6 +315,13 @@ class PopulationSpec:
         f = self.poor_expander_factor
         if not (_is_number(f) and 0.0 < f <= 1.0):
             raise _fail(f"{PREFIX}.poor_expander_factor", f, "a factor in (0, 1]")
+        q = self.em_refractory_probability
+        if q is not None and not (_is_number(q) and 0.0 <= q <= 1.0):
+            raise _fail(f"{PREFIX}.em_refractory_probability", q,
+                        "a probability in [0, 1] or null")
+        f = self.em_refractory_factor
+        if not (_is_number(f) and 0.0 < f <= 1.0):
+            raise _fail(f"{PREFIX}.em_refractory_factor", f, "a factor in (0, 1]")
         for name, omega in self.random_effects.items():
             if not (_is_number(omega) and omega >= 0):
                 raise _fail(f"{PREFIX}.random_effects.{name}", omega,

@@ -75,7 +75,8 @@ def test_count_unit_spellings(tmp_path, unit, value, per_ul):
 def test_tables_read_and_drawn_have_the_same_covariates():
     read = read_cohort(DATA / "cohort_units.csv", BASE).table
     drawn = draw_cohort(BASE, PopulationSpec(n=3, random_effects={},
-                                             poor_expander_probability=None), 0).table
+                                             poor_expander_probability=None,
+                                             em_refractory_probability=None), 0).table
     assert set(read.data_vars) == set(drawn.data_vars)
 
 

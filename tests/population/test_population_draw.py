@@ -282,3 +282,34 @@ def test_poor_expander_probability_out_of_range_is_a_named_error():
         PopulationSpec(poor_expander_probability=1.5)
     with pytest.raises(ScenarioError, match="population.poor_expander_factor=0"):
         PopulationSpec(poor_expander_factor=0.0)
+
+
+def test_em_refractory_class_scales_em_access_of_patients_with_a_mass_only():
+    """The refractory-lesion mixture: a share q of the patients *with* a mass has
+    em_access x factor; patients without a mass are never in the class, and the class
+    draws from its own stream, so every other covariate and random effect is unchanged."""
+    base = Scenario(disease=Disease(em_volume_cm3=30.0, em_access=0.4))
+    kw = dict(n=2000, covariate_correlation=[], em_probability=0.5,
+              covariates={"weight_kg": Covariate("lognormal", 60.0, 0.2)},
+              random_effects={"delta_e": 0.3})
+    mixed = draw_cohort(base, PopulationSpec(**kw, em_refractory_probability=0.3,
+                                             em_refractory_factor=0.1), seed=8)
+    plain = draw_cohort(base, PopulationSpec(**kw, em_refractory_probability=None), seed=8)
+    t, p = mixed.table, plain.table
+    refr = t["em_refractory"].values.astype(bool)
+    has = t["em_present"].values.astype(bool)
+    assert not (refr & ~has).any()
+    q = refr[has].mean()
+    assert abs(q - 0.3) < 5 * math.sqrt(0.3 * 0.7 / has.sum()), q
+    np.testing.assert_allclose(t["em_access"].values, np.where(refr, 0.04, 0.4), rtol=1e-12)
+    assert [s.disease.em_access for s in mixed.scenarios] == list(t["em_access"].values)
+    for name in ("weight_kg", "em_volume_cm3", "eta_delta_e"):
+        np.testing.assert_array_equal(t[name].values, p[name].values)
+    assert "em_refractory" not in p and (p["em_access"].values == 0.4).all()
+
+
+def test_em_refractory_values_out_of_range_are_named_errors():
+    with pytest.raises(ScenarioError, match="population.em_refractory_probability=-0.1"):
+        PopulationSpec(em_refractory_probability=-0.1)
+    with pytest.raises(ScenarioError, match="population.em_refractory_factor=1.5"):
+        PopulationSpec(em_refractory_factor=1.5)
