@@ -14,16 +14,21 @@ def free_port(address: str = "127.0.0.1") -> int:
 
 
 def serve(port: int = 5006, *, address: str = "127.0.0.1", show: bool = False,
-          threaded: bool = False, n_cohort: int = 50, t_end: float = 365.0, **kwargs):
+          threaded: bool = False, n_cohort: int = 50, t_end: float = 365.0,
+          run: bool = False, **kwargs):
     """Serve a fresh :class:`~cartsim.app.ui.DosingApp` per browser tab at
     ``http://address:port/``; prints the URL. ``threaded=True`` returns the running server
-    (a thread; ``.stop()`` ends it), else this call blocks until interrupted."""
+    (a thread; ``.stop()`` ends it), else this call blocks until interrupted. ``run=True``
+    opens each page with its starting comparison already run."""
     import panel as pn
 
     from cartsim.app.ui import DosingApp
 
     def page():
-        return DosingApp(n_cohort=n_cohort, t_end=t_end).panel()
+        app = DosingApp(n_cohort=n_cohort, t_end=t_end)
+        if run:
+            app.run()
+        return app.panel()
 
     port = int(port) or free_port(address)
     url = f"http://{address}:{port}/"
@@ -43,9 +48,12 @@ def main(argv=None) -> None:
     parser.add_argument("--show", action="store_true", help="open a browser tab")
     parser.add_argument("--patients", type=int, default=50,
                         help="virtual patients per scenario at start")
+    parser.add_argument("--run", action="store_true",
+                        help="open with the starting comparison already run")
     args = parser.parse_args(argv)
     try:
-        serve(args.port, address=args.address, show=args.show, n_cohort=args.patients)
+        serve(args.port, address=args.address, show=args.show, n_cohort=args.patients,
+              run=args.run)
     except KeyboardInterrupt:
         pass
 
