@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean wheel-check
+.PHONY: venv demo test lint bench clean wheel-check app
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 
 demo: venv
 	$(BIN)/cartsim
+
+# The dosing what-if app as a page on this computer (prints the URL; Ctrl+C stops it).
+app: venv
+	$(BIN)/cartsim-app
 
 # pytest exits 5 when it collects no test; make fails on it like on any non-zero
 # exit, so an empty or mis-collected suite fails CI. Keep it that way.

@@ -1,0 +1,249 @@
+"""The served app in a real headless browser: Debian's chromium driven by Selenium through
+Debian's chromium-driver (nothing downloads a browser).
+
+Serves the page on 127.0.0.1 (a free port), changes the dose and the product of scenario B,
+runs, and checks that the value boxes and the figure change; uploads an observation file and
+finds it drawn; downloads the HTML report. Skipped without chromium/chromedriver, except
+under ``CI=true``, where it fails (like the HTML-report browser test).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parents[2] / "experiments" / "data" / "synthetic_cohort.csv"
+TIMEOUT_S = 120
+
+DEEP = """
+const sel = arguments[0];
+const out = [];
+const walk = (root) => {
+  root.querySelectorAll(sel).forEach(e => out.push(e));
+  root.querySelectorAll('*').forEach(e => { if (e.shadowRoot) walk(e.shadowRoot); });
+};
+walk(document);
+return out;
+"""
+"""Every element matching a CSS selector, through Bokeh's shadow roots."""
+
+
+def _browser_parts():
+    chromium = next((shutil.which(n) for n in ("chromium", "chromium-browser")
+                     if shutil.which(n)), None)
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+    missing = [n for n, p in (("chromium", chromium), ("chromedriver", driver)) if p is None]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium (pip install -e '.[dev]')")
+    if missing:
+        message = (f"{', '.join(missing)} not found; install Debian's chromium and "
+                   "chromium-driver (apt-get install -y chromium chromium-driver) to test the "
+                   "app in a real browser")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return chromium, driver
+
+
+@pytest.fixture(scope="module")
+def server():
+    pytest.importorskip("panel")
+    from cartsim.app.serve import free_port, serve
+
+    port = free_port()
+    srv = serve(port, threaded=True, n_cohort=3, t_end=60)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 60
+    import urllib.request
+
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+    yield url
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    chromium, driver_path = _browser_parts()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path_factory.mktemp("downloads")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1600,2400", "--no-first-run",
+                f"--user-data-dir={tmp_path_factory.mktemp('profile')}"):
+        opts.add_argument(arg)
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                           "download.prompt_for_download": False})
+    drv = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    drv.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow",
+                                                        "downloadPath": str(downloads)})
+    drv.downloads = downloads
+    yield drv
+    drv.quit()
+
+
+def _wait(what, check, timeout=TIMEOUT_S):
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            value = check()
+        except StaleElementReferenceException:  # Bokeh re-rendered it: look again
+            value = None
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _find(drv, selector):
+    return drv.execute_script(DEEP, selector)
+
+
+def _inner(drv, cls, tag):
+    """The ``tag`` inside the widget whose host carries CSS class ``cls``."""
+    return _wait(f"{tag} of .{cls}", lambda: drv.execute_script(
+        "const h = arguments[0]; return h && h.shadowRoot && "
+        "h.shadowRoot.querySelector(arguments[1]);",
+        (_find(drv, f".{cls}") or [None])[0], tag))
+
+
+def _type(drv, cls, text):
+    box = _inner(drv, cls, "input")
+    box.clear()
+    box.send_keys(text + "\n")
+
+
+def _choose(drv, cls, option_text):
+    sel = _inner(drv, cls, "select")
+    drv.execute_script(
+        "const s = arguments[0]; const o = [...s.options].find(o => "
+        "o.text.includes(arguments[1])); s.value = o.value; "
+        "s.dispatchEvent(new Event('input', {bubbles: true})); "
+        "s.dispatchEvent(new Event('change', {bubbles: true}));", sel, option_text)
+
+
+def _click(drv, cls):
+    drv.execute_script("arguments[0].click();", _inner(drv, cls, "button"))
+
+
+def _boxes(drv):
+    """(scenario, box class) -> the box's value, read in one script (no stale elements)."""
+    return {tuple(k): v for k, v in drv.execute_script(
+        DEEP.replace("return out;", "return out.map(e => [[e.dataset.scenario, "
+                     "e.classList[e.classList.length - 1]], e.dataset.value]);"), ".cs-box")}
+
+
+def _figure(drv, key="trajectories"):
+    """The ``src`` of the figure's image (a PNG data URI), looked up inside its pane."""
+    return drv.execute_script(
+        "const key = arguments[0]; const hosts = [];"
+        "const f = (r) => { r.querySelectorAll(key).forEach(h => hosts.push(h));"
+        " r.querySelectorAll('*').forEach(e => { if (e.shadowRoot) f(e.shadowRoot); }); };"
+        "f(document); const imgs = [];"
+        "const g = (r) => { r.querySelectorAll('img').forEach(i => imgs.push(i.src));"
+        " r.querySelectorAll('*').forEach(e => { if (e.shadowRoot) g(e.shadowRoot); }); };"
+        "hosts.forEach(h => g(h.shadowRoot || h)); return imgs[0] || null;", ".cs-fig-" + key)
+
+
+def _text(drv, cls):
+    """The text of the panes with CSS class ``cls``, read in one script."""
+    return drv.execute_script(
+        DEEP.replace("return out;", "return out.map(h => (h.shadowRoot || h).textContent)"
+                     ".join(' ');"), f".{cls}")
+
+
+def _status(drv):
+    return _text(drv, "cs-status")
+
+
+def test_clinician_path_in_a_real_browser(server, browser):
+    drv = browser
+    drv.get(server)
+    _wait("the Run button", lambda: _find(drv, ".cs-run"))
+    # a refused value is explained on its control, in the library's words
+    _type(drv, "cs-B-regimen-car-dose-per-kg", "-1")
+    _wait("the refusal under the dose", lambda: "regimen.car_dose_per_kg=-1.0 is not "
+          "accepted: expected a number >= 0.0" in _text(drv, "cs-B-regimen-car-dose-per-kg-error"))
+    _type(drv, "cs-B-regimen-car-dose-per-kg", "5e5")
+    _wait("the refusal to clear", lambda: "Ready" in _status(drv))
+    _click(drv, "cs-run")
+    _wait("value boxes", lambda: ("B", "cs-box-cmax") in _boxes(drv))
+    _wait("the run to finish", lambda: "Done" in _status(drv))
+    before, fig_before = _boxes(drv), _figure(drv)
+    assert fig_before and fig_before.startswith("data:image/png")
+    # change the dose and the product of scenario B, run again
+    _type(drv, "cs-B-regimen-car-dose-per-kg", "5e6")
+    _choose(drv, "cs-B-product", "off-the-shelf")
+    _wait("the changes to be accepted", lambda: "Ready" in _status(drv))
+    _click(drv, "cs-run")
+    _wait("new value boxes", lambda: _boxes(drv).get(("B", "cs-box-cmax"))
+          not in (None, before[("B", "cs-box-cmax")]))
+    _wait("the run to finish", lambda: "Done" in _status(drv))
+    after = _boxes(drv)
+    assert after[("A", "cs-box-cmax")] == before[("A", "cs-box-cmax")]  # A untouched
+    assert _figure(drv) != fig_before
+    # upload an observation file: it is read and drawn
+    fig_run = _figure(drv)
+    _inner(drv, "cs-upload", "input[type=file]").send_keys(str(EXAMPLE))
+    _wait("the upload to be read", lambda: "observations, drawn" in _text(
+        drv, "cs-upload-status"))
+    _wait("the observed data drawn", lambda: _figure(drv) != fig_run)
+    _wait("the caption naming the observed data",
+          lambda: "black dots: observed data" in _text(drv, "cs-caption-trajectories"))
+
+
+@pytest.mark.xfail(run=False, reason="issue 16, open: the report's FileDownload click does "
+                   "not reach the server from the scripted click in headless chromium (the "
+                   "page never receives the file); the report itself is tested without a "
+                   "browser in test_app_logic/test_app_panel")
+def test_report_download_in_a_real_browser(server, browser):
+    drv = browser
+    drv.get(server)
+    _wait("the Run button", lambda: _find(drv, ".cs-run"))
+    _type(drv, "cs-B-regimen-car-dose-per-kg", "5e6")
+    _choose(drv, "cs-B-product", "off-the-shelf")
+    _wait("the changes to be accepted", lambda: "Ready" in _status(drv))
+    _click(drv, "cs-run")
+    _wait("the run to finish", lambda: "Done" in _status(drv))
+    _click(drv, "cs-download-report")  # the server writes the report, the page saves it
+    report = drv.downloads / "whatif_report.html"
+
+    def delivered():
+        """The report as the browser received it: the saved file, or the data the page's
+        download link holds (headless chromium may not save a scripted download)."""
+        if report.is_file() and report.stat().st_size and not list(
+                drv.downloads.glob("*.crdownload")):
+            return report.read_text()
+        href = drv.execute_script(
+            "const hosts = []; const f = (r) => { r.querySelectorAll('.cs-download-report')"
+            ".forEach(h => hosts.push(h)); r.querySelectorAll('*').forEach(e => {"
+            " if (e.shadowRoot) f(e.shadowRoot); }); }; f(document);"
+            "const a = hosts.length && hosts[0].shadowRoot.querySelector('a');"
+            "return a && a.href && a.href.length > 100 ? a.href : null;")
+        if not href:
+            return None
+        return drv.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch(arguments[0]).then(r => r.text()).then(done, () => done(null));", href)
+
+    page = _wait("the downloaded report", delivered)
+    assert page.startswith("<!DOCTYPE html>") and 'id="fig-trajectories"' in page
+    assert "allogeneic off-the-shelf" in page and "5e+06" in page
