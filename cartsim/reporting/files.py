@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from cartsim.clinical.rows import ROW_KEYS, fmt_num
 from cartsim.clinical.settings import MONTH_DAYS
+from cartsim.clinical.table import SECTIONS, survival_curves, trial_summary
 from cartsim.io import write_bytes
 from cartsim.reporting.km_plot import km_figure
-from cartsim.reporting.rows import ROW_KEYS, fmt_num
-from cartsim.reporting.trial_table import SECTIONS, survival_curves, trial_summary
 
 DEFAULT_SURROGATE_NOTE = ("CRS and ICANS grades are model surrogates computed from simulated "
                           "cytokine and expansion trajectories, not clinical assessments "

@@ -115,8 +115,8 @@ def run_sweep(base: Scenario, spec: SweepSpec | None = None, population=None, se
     chunk_dir : directory of the chunk files (resumable); None = nothing written.
     simulate_fn : ``simulate_fn(scenarios, start) -> Dataset`` (default :func:`cartsim.simulate`,
         one batch); ``start`` is the global index of the first patient (see
-        ``_simulate_points``); ``cartsim.cli.engine_simulator`` gives the stochastic engines';
-        the one place the simulator is called (another engine plugs in here).
+        ``_simulate_points``); ``cartsim.tasks.common.engine_simulator`` gives the stochastic
+        engines'; the one place the simulator is called (another engine plugs in here).
     group_resolver : ``resolver(group, option) -> section`` for group axes (default: compose
         ``conf/``).
     progress : called as ``progress(points_done, n_points)`` after each chunk.
@@ -195,7 +195,7 @@ def _point_population(population, spec: SweepSpec, axes: Sequence[Axis]):
 def describe(base: Scenario, spec: SweepSpec, pop, settings, seed: int) -> dict:
     """Everything that determines a sweep's result (hashed to name its chunk files)."""
     from cartsim import __version__
-    from cartsim.simulation import _yaml
+    from cartsim.batch import scenario_yaml as _yaml
 
     s = dataclasses.asdict(spec)
     for k in ("resume", "resume_dir", "save_trajectories", "name"):
@@ -477,8 +477,8 @@ def shape_result(ds: xr.Dataset, plan: SweepPlan) -> xr.Dataset:
 
 def _attrs(base, spec, pop, settings, seed, desc) -> dict:
     from cartsim import __version__
+    from cartsim.batch import scenario_yaml as _yaml
     from cartsim.clinical.safety import surrogate_note
-    from cartsim.simulation import _yaml
     from cartsim.sweep.store import spec_hash
 
     return {

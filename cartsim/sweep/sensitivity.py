@@ -230,8 +230,8 @@ def run_sensitivity(base: Scenario, options: SensitivityOptions, population=None
         See :func:`sensitivity_indices`; attrs add the config, seed and version.
     """
     from cartsim import __version__
+    from cartsim.batch import scenario_yaml as _yaml
     from cartsim.clinical import EndpointSettings
-    from cartsim.simulation import _yaml
     from cartsim.sweep.axes import resolve_axes
     from cartsim.sweep.endpoints import check_endpoints
     from cartsim.sweep.options import SweepSpec

@@ -56,7 +56,9 @@ def test_same_seed_same_trial_other_seed_other_cohort(trial):
 
 
 def test_write_produces_every_file(trial, tmp_path):
-    paths = trial.write(tmp_path)
+    from cartsim.reporting import write_trial
+
+    paths = write_trial(trial, tmp_path)
     assert set(paths) >= {"endpoints", "csv", "markdown", "km_png", "trajectories"}
     for p in paths.values():
         assert Path(p).stat().st_size > 0
