@@ -15,10 +15,11 @@ endpoints chunk by chunk, so memory is bounded by the chunk, not the cohort
 (10,000 patients with daily output over two years would otherwise hold ~2 GB
 of trajectories). Trajectories are kept only on request.
 
-Randomness: one seed drives everything through independent
-``numpy.random.SeedSequence`` streams: stream 0 draws the cohort, stream 1 the
-death model's per-patient uniforms (keyed by the global patient index, so the
-result does not depend on ``chunk_size`` or on the number of threads).
+Randomness (:mod:`cartsim.randomness`): one seed drives everything through independent
+``numpy.random.SeedSequence`` streams: the cohort stream draws the cohort, the death stream
+the death model's per-patient uniforms (keyed by the global patient index, so the result
+does not depend on ``chunk_size`` or on the number of threads, and
+``cartsim.endpoints(cartsim.simulate(scenarios))`` draws the same deaths).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from cartsim.options import TrialOptions
+from cartsim.randomness import stream_seeds  # re-exported: cartsim.trial.stream_seeds
 from cartsim.scenario import Scenario
 
 __all__ = ["TrialOptions", "TrialResult", "apply_overrides", "member_overrides", "pinned_keys",
@@ -65,13 +67,6 @@ class TrialResult:
         from cartsim.clinical.table import trial_summary
 
         return trial_summary(self.endpoints)
-
-
-def stream_seeds(seed: int) -> tuple[np.random.Generator, int]:
-    """The cohort generator and the death-model seed derived from one run seed."""
-    ss = np.random.SeedSequence(int(seed))
-    cohort_ss, death_ss = ss.spawn(2)
-    return np.random.default_rng(cohort_ss), int(death_ss.generate_state(1, np.uint64)[0] >> 1)
 
 
 def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,

@@ -232,6 +232,7 @@ def run_sensitivity(base: Scenario, options: SensitivityOptions, population=None
     from cartsim import __version__
     from cartsim.batch import scenario_yaml as _yaml
     from cartsim.clinical import EndpointSettings
+    from cartsim.randomness import stream_seeds
     from cartsim.sweep.axes import resolve_axes
     from cartsim.sweep.endpoints import check_endpoints
     from cartsim.sweep.options import SweepSpec
@@ -242,7 +243,6 @@ def run_sensitivity(base: Scenario, options: SensitivityOptions, population=None
         describe,
         run_points,
     )
-    from cartsim.trial import stream_seeds
 
     options = dataclasses.replace(options)
     settings = EndpointSettings() if settings is None else settings
