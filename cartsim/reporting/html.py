@@ -31,7 +31,8 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from cartsim.reporting.files import DEFAULT_SURROGATE_NOTE, _atomic_write, _sections
+from cartsim.io import write_text
+from cartsim.reporting.files import DEFAULT_SURROGATE_NOTE, _sections
 
 __all__ = ["figure_png", "render_html_report", "write_html_report"]
 
@@ -271,5 +272,5 @@ def write_html_report(result, path, *, trajectories: xr.Dataset | None = None,
         path = path / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     page = render_html_report(ep, trajectories=trajectories, title=title, scenario=scenario)
-    _atomic_write(path, page)
+    write_text(page, path)
     return path
