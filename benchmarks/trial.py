@@ -33,7 +33,9 @@ def _trial(n: int, seed: int, out_dir=None) -> tuple[float, int]:
     result = run_trial(base, PopulationSpec(n=n), seed=seed)
     result.summary()
     if out_dir is not None:
-        result.write(out_dir)
+        from cartsim.reporting import write_trial
+
+        write_trial(result, out_dir)
     return time.perf_counter() - t, int((result.endpoints["status"].values != 0).sum())
 
 

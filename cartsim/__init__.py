@@ -44,6 +44,7 @@ _LAZY = {
     "trial_summary": ("cartsim.report", "trial_summary"),
     "write_trial_report": ("cartsim.report", "write_trial_report"),
     "write_html_report": ("cartsim.reporting.html", "write_html_report"),
+    "write_trial": ("cartsim.reporting", "write_trial"),
     "plot": ("cartsim.plot", None),  # figures subpackage; matplotlib loads on first plot
     "fit": ("cartsim.fitting", "fit"),
     "read_observations": ("cartsim.fitting", "read_observations"),

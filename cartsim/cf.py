@@ -1,6 +1,6 @@
 """CF conventions on result Datasets: :func:`cf_conventions`, applied where one is built.
 
-The simulation Dataset (:func:`cartsim.simulation.to_dataset`) and the stochastic
+The simulation Dataset (:func:`cartsim.batch.to_dataset`) and the stochastic
 engine's (:func:`cartsim.stochastic.engine.simulate_stochastic`) pass through this one
 function, so the attributes below are decided here and nowhere else (CF-1.10,
 https://cfconventions.org/Data/cf-conventions/cf-conventions-1.10/cf-conventions.html).

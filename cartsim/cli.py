@@ -23,7 +23,9 @@ errors are ScenarioErrors too) and an output directory that cannot be written. E
 * 3: the run finished, but every patient failed to solve (files written, message on stderr).
 
 Tasks live in :data:`TASKS`, a name -> ``function(run_cfg, output_dir)`` registry;
-``task=NAME`` picks one.
+``task=NAME`` picks one. Their implementations are in :mod:`cartsim.tasks` (and the
+``task`` modules of the fitting, sweep and stochastic packages); this module only
+composes the config, runs the job and turns errors into exit codes.
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ from omegaconf import DictConfig
 from cartsim.config import ConfigError, RunConfig, conf_dir, register_configs, to_run_config
 from cartsim.io import write_netcdf, write_text
 from cartsim.scenario import ScenarioError
+from cartsim.tasks.common import FAILED_RUNS, check_some_solved, engine_simulator
+from cartsim.tasks.simulate import run_simulate
+from cartsim.tasks.trial import run_trial_task
 
-__all__ = ["TASKS", "engine_simulator", "main", "run_simulate", "run_trial_task",
-           "write_netcdf"]
+__all__ = ["TASKS", "check_some_solved", "engine_simulator", "main", "run_simulate",
+           "run_trial_task", "write_netcdf"]
 
 EXIT_USAGE = 2
 """Exit code for a rejected configuration value (as argparse uses for usage errors)."""
@@ -57,90 +62,8 @@ DEBUG_FLAG = "--debug"
 DEBUG_ENV = "CARTSIM_DEBUG"
 """``--debug`` on the command line or ``CARTSIM_DEBUG=1``: errors print their traceback."""
 
-_state = {"debug": False, "all_failed": []}
+_state = {"debug": False, "all_failed": FAILED_RUNS}
 """Per process: debug mode, and the messages of jobs whose every patient failed."""
-
-
-def run_simulate(run_cfg: RunConfig, output_dir: Path) -> None:
-    """Task ``simulate``: simulate the scenario, write the Dataset, print its path and a summary.
-
-    With ``engine=stochastic`` or ``engine=agent`` the stochastic engine simulates
-    ``stochastic.replicates`` realisations and prints outcome probabilities instead.
-    """
-    if run_cfg.engine != "ode":
-        from cartsim.stochastic.task import run_stochastic_simulate
-
-        run_stochastic_simulate(run_cfg, output_dir)
-        return
-    # lazily: numba kernels and the model load only when a simulation runs
-    from cartsim.simulation import simulate
-    from cartsim.summary import format_summary
-
-    ds = simulate(run_cfg.scenario())
-    path = write_netcdf(ds, Path(output_dir) / run_cfg.output_file)
-    print(f"cartsim: wrote {path}", flush=True)
-    print(format_summary(ds), flush=True)
-    check_some_solved(ds, path)
-
-
-def run_trial_task(run_cfg: RunConfig, output_dir: Path) -> None:
-    """Task ``trial``: simulate a virtual cohort, compute every endpoint, write the report.
-
-    With ``engine=stochastic`` or ``engine=agent`` each virtual patient is one stochastic
-    realisation (stream = the patient's index, so chunking does not change the result).
-    """
-    from cartsim.report import format_trial_summary
-    from cartsim.trial import run_trial
-
-    opts = run_cfg.trial
-    if opts.ensemble is None:
-        result = run_trial(run_cfg.scenario(), run_cfg.population, run_cfg.endpoints,
-                           options=opts, simulate_fn=engine_simulator(run_cfg))
-        uncertainty = None
-    else:
-        from cartsim.reporting.files import format_uncertainty, write_uncertainty_table
-        from cartsim.trial import read_members, trial_with_ensemble
-
-        result, uncertainty = trial_with_ensemble(
-            run_cfg.scenario(), run_cfg.population, run_cfg.endpoints,
-            read_members(opts.ensemble), k=opts.ensemble_members, options=opts,
-            simulate_fn=engine_simulator(run_cfg))
-    result.endpoints.attrs["engine"] = run_cfg.engine
-    paths = result.write(output_dir)
-    print(format_trial_summary(result.summary()), flush=True)
-    if uncertainty is not None:
-        paths["uncertainty"] = write_uncertainty_table(uncertainty, output_dir)
-        print(format_uncertainty(uncertainty), flush=True)
-    for name, path in paths.items():
-        print(f"cartsim: wrote {name}: {path}", flush=True)
-    check_some_solved(result.endpoints, paths.get("endpoints", output_dir))
-
-
-def check_some_solved(ds, where) -> None:
-    """Record (and print) a run whose every patient failed to solve (``status != 0``):
-    :func:`main` then exits with :data:`EXIT_ALL_FAILED` once all jobs are done."""
-    if "status" not in ds:
-        return
-    status = ds["status"].values
-    if status.size == 0 or (status == 0).any():
-        return
-    names = ds["status_name"].values if "status_name" in ds else status
-    kinds = ", ".join(sorted({str(n) for n in names.ravel()}))
-    message = (f"every patient failed to solve ({status.size} of {status.size}; solver status "
-               f"{kinds}): {where} holds no usable result; try solver.method=rodas4 or bdf, a "
-               "larger solver.max_steps, or check the inputs")
-    print(f"cartsim: error: {message}", file=sys.stderr, flush=True)
-    _state["all_failed"].append(message)
-
-
-def engine_simulator(run_cfg: RunConfig):
-    """The ``simulate_fn(scenarios, start)`` of ``run_cfg.engine`` for cohorts and sweeps
-    (:func:`cartsim.stochastic.trial_simulator`), or None for the ODE."""
-    if run_cfg.engine == "ode":
-        return None
-    from cartsim.stochastic import trial_simulator
-
-    return trial_simulator(run_cfg.engine, run_cfg.stochastic)
 
 
 def _lazy_task(module: str, name: str) -> Callable[[RunConfig, Path], None]:
@@ -162,7 +85,7 @@ TASKS: dict[str, Callable[[RunConfig, Path], None]] = {
     "fit": _lazy_task("cartsim.fitting.task", "run_fit_task"),
     "sweep": _lazy_task("cartsim.sweep.task", "run_sweep_task"),
     "sensitivity": _lazy_task("cartsim.sweep.task", "run_sensitivity_task"),
-    "report": _lazy_task("cartsim.reporting.html", "run_report_task"),
+    "report": _lazy_task("cartsim.tasks.report", "run_report_task"),
 }
 """Task registry: ``task=NAME`` runs ``TASKS[NAME](run_cfg, output_dir)``."""
 
@@ -300,7 +223,8 @@ def main() -> None:
              or any(os.environ.get(v, "") not in ("", "0") for v in (DEBUG_ENV,
                                                                       "HYDRA_FULL_ERROR")))
     sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != DEBUG_FLAG)]
-    _state.update(debug=debug, all_failed=[])
+    _state["debug"] = debug
+    FAILED_RUNS.clear()
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         import importlib
 

@@ -1,6 +1,7 @@
 """Load a run configuration from ``conf/`` (Hydra) and turn it into plain objects.
 
-This is the one library module that touches Hydra and OmegaConf. Everything it
+This is the one library module that touches Hydra (the conversion of plain values into the
+schema dataclasses is :mod:`cartsim.structured`, with OmegaConf only). Everything it
 returns is a plain :class:`~cartsim.scenario.Scenario` (or :class:`RunConfig`),
 so a notebook user never handles a Hydra object::
 
@@ -31,8 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,17 +42,27 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 import cartsim
-from cartsim.clinical.settings import EndpointSettings
-from cartsim.fitting.options import FitOptions
-from cartsim.population.spec import PopulationSpec
+from cartsim.options import (
+    EndpointSettings,
+    FitOptions,
+    PopulationSpec,
+    SensitivityOptions,
+    StochasticOptions,
+    SweepSpec,
+    TrialOptions,
+)
 from cartsim.scenario import Scenario, ScenarioError
-from cartsim.stochastic.options import StochasticOptions
-from cartsim.sweep.options import SensitivityOptions, SweepSpec
-from cartsim.trial import TrialOptions
+from cartsim.structured import (  # re-exported: cartsim.config.ConfigError, .to_scenario
+    ConfigError,
+    build,
+    flatten_message,
+    scenario_fields,
+    to_scenario,
+)
 
 __all__ = [
     "CONF_DIR_ENV",
@@ -80,10 +90,6 @@ ENGINES = ("ode", "stochastic", "agent")
 COHORT_TASKS = ("trial", "sweep", "sensitivity", "report")
 """Tasks that compute clinical endpoints (:func:`cartsim.endpoints`), which read variables
 only the ``cd7`` model has."""
-
-
-class ConfigError(ScenarioError):
-    """The configuration could not be composed (unknown key or option, wrong type)."""
 
 
 @dataclass
@@ -222,9 +228,9 @@ def compose_config(overrides: Sequence[str] | None = None, config_name: str = "c
             return compose(config_name=config_name, overrides=list(overrides or []),
                            return_hydra_config=return_hydra_config)
     except OverrideParseException as exc:
-        raise ConfigError(f"{_bad_override(overrides)}{_flatten_message(exc)}") from exc
+        raise ConfigError(f"{_bad_override(overrides)}{flatten_message(exc)}") from exc
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(_flatten_message(exc)) from exc
+        raise ConfigError(flatten_message(exc)) from exc
     finally:
         GlobalHydra.instance().hydra = saved
 
@@ -260,96 +266,10 @@ def to_run_config(cfg: Any) -> RunConfig:
     A Scenario gets the default ``task`` and ``output_file``.
     """
     if isinstance(cfg, Scenario):
-        cfg = _shallow_fields(cfg)
-    result = _build(RunConfig, cfg)
+        cfg = scenario_fields(cfg, type(cfg))
+    result = build(RunConfig, cfg)
     assert isinstance(result, RunConfig)
     return result
-
-
-def to_scenario(cfg: Any) -> Scenario:
-    """Convert a DictConfig, a mapping or a Scenario to a validated, plain :class:`Scenario`.
-
-    A mapping may hold only Scenario keys (an unknown key is an error that names
-    it and the accepted keys); a DictConfig composed from ``conf/`` may also hold
-    the run keys (``task``, ``output_file``), which are dropped. A Scenario is
-    validated again (its fields may have been changed since it was built).
-    """
-    if isinstance(cfg, RunConfig):
-        cfg = cfg.scenario()
-    if isinstance(cfg, DictConfig) and OmegaConf.get_type(cfg) is RunConfig:
-        return to_run_config(cfg).scenario()
-    if isinstance(cfg, Scenario):
-        cfg = _shallow_fields(cfg)
-    result = _build(Scenario, cfg)
-    return result
-
-
-def _shallow_fields(obj: Any) -> dict[str, Any]:
-    """``dataclasses.asdict`` restricted to the fields of ``type(obj)``."""
-    return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-
-
-def _to_plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
-
-
-def _build(schema: type, cfg: Any) -> Any:
-    """Check keys, merge onto the typed schema (type checks) and instantiate (value checks)."""
-    if isinstance(cfg, DictConfig):
-        try:
-            cfg = OmegaConf.to_container(cfg, resolve=True)
-        except OmegaConfBaseException as exc:
-            raise ConfigError(_flatten_message(exc)) from exc
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"cannot build a {schema.__name__} from {type(cfg).__name__!r}: "
-                          "expected a mapping, a DictConfig or a Scenario")
-    _check_keys(schema, cfg, prefix="")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
-        result = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(_flatten_message(exc)) from exc
-    _check_model_params(result)
-    return result
-
-
-def _check_model_params(scenario: Scenario) -> None:
-    """Check ``model.params`` against the model's parameter set (names, bounds and the
-    model's own constraints, e.g. alpha > beta in stein2019) when the config is built, so
-    that a bad override is a :class:`~cartsim.scenario.ScenarioError` before anything runs.
-    """
-    if not scenario.model.params:
-        return
-    from cartsim.models import get_model  # lazily: importing a model loads numba
-    from cartsim.parameters.base import ParameterError
-
-    model = get_model(scenario.model.name)
-    for name, value in scenario.model.params.items():
-        if name not in model.parameters:
-            raise ScenarioError(f"model.params.{name}={value!r} is not accepted: expected a "
-                                f"parameter of model {scenario.model.name!r}: "
-                                f"{', '.join(model.parameters)}")
-    try:
-        check = getattr(model, "parameter_vector", model.parameters.with_values)
-        check(dict(scenario.model.params))
-    except ParameterError as exc:
-        raise ScenarioError(str(exc)) from exc
-
-
-def _check_keys(schema: type, cfg: Mapping[str, Any], prefix: str) -> None:
-    """Reject keys that are not fields of ``schema``, recursing into nested dataclasses."""
-    hints = typing.get_type_hints(schema)
-    names = [f.name for f in dataclasses.fields(schema)]
-    for key, value in cfg.items():
-        if key not in names:
-            where = f"in {prefix.rstrip('.')}" if prefix else "at the top level"
-            raise ConfigError(f"{prefix}{key} is not a known key: accepted keys {where} are "
-                              f"{', '.join(names)}")
-        sub = hints[key]
-        if dataclasses.is_dataclass(sub) and isinstance(value, Mapping):
-            _check_keys(sub, value, prefix=f"{prefix}{key}.")
 
 
 def _bad_override(overrides: Sequence[str] | None) -> str:
@@ -361,28 +281,3 @@ def _bad_override(overrides: Sequence[str] | None) -> str:
         except Exception:  # any parse failure marks the culprit
             return f"in override {text!r}: "
     return ""
-
-
-def _flatten_message(exc: BaseException) -> str:
-    """One readable message from a Hydra/OmegaConf exception and its causes.
-
-    Hydra's composition errors say what failed (``Could not override
-    'regimen.car_dose'``); the OmegaConf error in ``__cause__`` says why
-    (``Key 'car_dose' not in 'Regimen'``). For an unknown key of a schema
-    dataclass the accepted keys are added.
-    """
-    parts: list[str] = []
-    cur: BaseException | None = exc
-    while cur is not None and len(parts) < 10:
-        text = str(cur).strip()
-        if text and text != "None" and not any(text in p for p in parts):
-            parts.append(text)
-        obj = getattr(cur, "object_type", None)
-        key = getattr(cur, "key", None)
-        if (isinstance(cur, (ConfigKeyError, ConfigAttributeError)) and isinstance(obj, type)
-                and dataclasses.is_dataclass(obj)):
-            names = [f.name for f in dataclasses.fields(obj)]
-            if key not in names:
-                parts.append(f"accepted keys in {obj.__name__} are {', '.join(names)}")
-        cur = cur.__cause__
-    return "\n".join(parts)

@@ -15,10 +15,11 @@ endpoints chunk by chunk, so memory is bounded by the chunk, not the cohort
 (10,000 patients with daily output over two years would otherwise hold ~2 GB
 of trajectories). Trajectories are kept only on request.
 
-Randomness: one seed drives everything through independent
-``numpy.random.SeedSequence`` streams: stream 0 draws the cohort, stream 1 the
-death model's per-patient uniforms (keyed by the global patient index, so the
-result does not depend on ``chunk_size`` or on the number of threads).
+Randomness (:mod:`cartsim.randomness`): one seed drives everything through independent
+``numpy.random.SeedSequence`` streams: the cohort stream draws the cohort, the death stream
+the death model's per-patient uniforms (keyed by the global patient index, so the result
+does not depend on ``chunk_size`` or on the number of threads, and
+``cartsim.endpoints(cartsim.simulate(scenarios))`` draws the same deaths).
 """
 
 from __future__ import annotations
@@ -27,61 +28,17 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from cartsim.scenario import Scenario, ScenarioError
+from cartsim.options import TrialOptions
+from cartsim.randomness import stream_seeds  # re-exported: cartsim.trial.stream_seeds
+from cartsim.scenario import Scenario
 
 __all__ = ["TrialOptions", "TrialResult", "apply_overrides", "member_overrides", "pinned_keys",
-           "read_members", "read_override", "run_trial", "stream_seeds", "trial_with_ensemble"]
-
-
-@dataclass
-class TrialOptions:
-    """How ``cartsim task=trial`` runs and what it writes.
-
-    Attributes
-    ----------
-    cohort_file : a CSV or Parquet table with one row per patient (see
-        :func:`cartsim.population.read_cohort` for columns and units); null = draw
-        the cohort from ``population``.
-    chunk_size : patients integrated and reduced to endpoints at a time (bounds memory).
-    save_trajectories : also write every patient's trajectories (``trial_trajectories.nc``).
-    title : title of the report.
-    html_report : also write ``report.html``, one self-contained page with the scenario,
-        the results table and the figures (:mod:`cartsim.reporting.html`).
-    ensemble : path of a calibration ensemble (``experiments/calibrate.py --ensemble``
-        writes ``experiments/calibration_results/ensemble.csv``); null = none. When set,
-        the trial also runs at its ``ensemble_members`` best parameter sets and writes
-        ``trial_summary_uncertainty.csv``: every row with its cohort interval and its model
-        range (:func:`trial_with_ensemble`).
-    ensemble_members : members of the ensemble to run (>= 1).
-    """
-
-    cohort_file: str | None = None
-    chunk_size: int = 1000
-    save_trajectories: bool = False
-    title: str = "cartsim virtual trial"
-    html_report: bool = False
-    ensemble: str | None = None
-    ensemble_members: int = 5
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.chunk_size, int) and self.chunk_size > 0):
-            raise ScenarioError(f"trial.chunk_size={self.chunk_size!r} is not accepted: "
-                                "expected a positive integer")
-        if not (isinstance(self.ensemble_members, int) and self.ensemble_members >= 1):
-            raise ScenarioError(f"trial.ensemble_members={self.ensemble_members!r} is not "
-                                "accepted: expected an integer >= 1")
-        if self.ensemble is not None and not Path(str(self.ensemble)).is_file():
-            raise ScenarioError(f"trial.ensemble={self.ensemble!r} is not accepted: expected "
-                                "the path of an ensemble file (experiments/calibration_results/"
-                                "ensemble.csv) or null")
-        if self.cohort_file is not None and not str(self.cohort_file).strip():
-            raise ScenarioError("trial.cohort_file='' is not accepted: expected a path to a "
-                                ".csv or .parquet file, or null")
+           "read_members", "read_override", "run_trial", "stream_seeds", "trial_trajectories",
+           "trial_with_ensemble"]
 
 
 @dataclass
@@ -95,7 +52,8 @@ class TrialResult:
     cohort : the :class:`~cartsim.population.Cohort` simulated.
     trajectories : the simulation Dataset (dims ``patient``, ``time``) if kept, else None.
     title : report title.
-    html_report : whether :meth:`write` also writes ``report.html``.
+    html_report : whether the trial's files include ``report.html``
+        (:func:`cartsim.reporting.write_trial` writes them).
     """
 
     endpoints: xr.Dataset
@@ -106,35 +64,9 @@ class TrialResult:
 
     def summary(self) -> list[dict]:
         """Rows of the results table (see :func:`cartsim.report.trial_summary`)."""
-        from cartsim.report import trial_summary
+        from cartsim.clinical.table import trial_summary
 
         return trial_summary(self.endpoints)
-
-    def write(self, out_dir) -> dict[str, Path]:
-        """Write endpoints (netCDF), the summary (CSV, Markdown), KM curves (PNG), and
-        the trajectories if kept. Returns name -> path."""
-        from cartsim.io import write_netcdf
-        from cartsim.report import write_trial_report
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {"endpoints": write_netcdf(self.endpoints, out / "trial_endpoints.nc")}
-        paths.update(write_trial_report(self.endpoints, out, title=self.title))
-        if self.trajectories is not None:
-            paths["trajectories"] = write_netcdf(self.trajectories,
-                                                 out / "trial_trajectories.nc")
-        if self.html_report:
-            from cartsim.reporting.html import write_html_report
-
-            paths["html"] = write_html_report(self, out / "report.html")
-        return paths
-
-
-def stream_seeds(seed: int) -> tuple[np.random.Generator, int]:
-    """The cohort generator and the death-model seed derived from one run seed."""
-    ss = np.random.SeedSequence(int(seed))
-    cohort_ss, death_ss = ss.spawn(2)
-    return np.random.default_rng(cohort_ss), int(death_ss.generate_state(1, np.uint64)[0] >> 1)
 
 
 def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
@@ -199,6 +131,25 @@ def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
         traj = xr.concat(trajectories, dim="patient", combine_attrs="override")
     return TrialResult(endpoints=ep, cohort=cohort, trajectories=traj, title=options.title,
                        html_report=options.html_report)
+
+
+def trial_trajectories(result: TrialResult, n: int = 200) -> xr.Dataset | None:
+    """A trial's trajectories: all the kept ones, else its first ``n`` patients re-simulated
+    with the ODE as the trial simulated them (same scenarios, same run seed).
+
+    For figures of a trial that kept no trajectories (the HTML report's waterfall, cohort
+    and patient-story figures): a renderer draws what it is given and never simulates.
+    None when the result has no cohort to re-simulate.
+    """
+    if result.trajectories is not None:
+        return result.trajectories
+    from cartsim.simulation import simulate
+
+    scenarios = list(getattr(result.cohort, "scenarios", []) or [])[:int(n)]
+    if not scenarios:
+        return None
+    seed = int(result.endpoints.attrs.get("seed", scenarios[0].seed))
+    return simulate([dataclasses.replace(s, seed=seed) for s in scenarios])
 
 
 def _trial_attrs(cohort, seed: int, n: int, options: TrialOptions) -> dict:

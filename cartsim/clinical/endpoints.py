@@ -62,7 +62,8 @@ DEATH_NOTE = (
     "IL-6 is in the grade-4 range, and "
     "transplant-related mortality after hsct_day when present; death at the first time the "
     "cumulative hazard exceeds -ln(1-U), U ~ Uniform(0,1): the k-th draw of numpy "
-    "default_rng(seed) for patient index k. Nothing after death counts, except the "
+    "default_rng(death_seed) for patient index k, death_seed the death stream of the run "
+    "seed (cartsim.randomness.death_seed). Nothing after death counts, except the "
     "CAR-T Cmax, Tmax, AUC0-28 and expansion, read off the whole trajectory (death flag beside).")
 
 
@@ -78,14 +79,17 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
         ``hsct_day`` (day of an allogeneic HSCT per patient, NaN: none).
     settings : assay limits, response criteria, surrogate thresholds and death model;
         defaults to ``EndpointSettings()``.
-    seed : seed of the death draws; defaults to ``ds.attrs["seed"]``.
+    seed : seed of the death draws; default: the death stream of the run seed
+        ``ds.attrs["seed"]`` (:func:`cartsim.randomness.death_seed`), the very draws
+        :func:`cartsim.run_trial` and :func:`cartsim.run_sweep` give the same patient.
 
     Returns
     -------
     xarray.Dataset
         Dim ``patient``; the variables of the endpoint contract, each with
         ``units`` and ``long_name``; attrs ``settings`` (YAML), ``surrogate_note``,
-        ``seed``, and the simulation's ``config``, ``model``, ``cartsim_version``.
+        ``seed`` (the run seed, or ``seed`` when given), ``death_seed``, and the
+        simulation's ``config``, ``model``, ``cartsim_version``.
 
     Raises
     ------
@@ -96,7 +100,7 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
     s = EndpointSettings() if settings is None else settings
     if not isinstance(s, EndpointSettings):
         raise TypeError(f"settings must be an EndpointSettings, not {type(s).__name__}")
-    seed = _seed(ds, seed)
+    seed, death = _seed(ds, seed)
     on_grid = "endpoint_time" in ds.dims
     ds = on_endpoint_grid(ds)
     missing = [v for v in (*REQUIRED, "status") if v not in ds]
@@ -124,7 +128,7 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
     hsct = np.asarray(ds["hsct_day"].values, dtype=float) if "hsct_day" in ds else None
     h = hazards(tt, x, s)
     died = death_day(tt, cumulative_hazard(tt, x, hsct, s, h),
-                     exponential_thresholds(seed, ds["patient"].values))
+                     exponential_thresholds(death, ds["patient"].values))
     died = np.where(evaluable, died, np.nan)
     until = np.where(evaluable, np.fmin(died, tt[-1]), -np.inf)
     tr = Track(tt, x, evaluable[:, None] & (tt[None, :] <= until[:, None]), until)
@@ -170,6 +174,7 @@ def endpoints(ds: xr.Dataset, settings: EndpointSettings | None = None, *,
         "surrogate_note": surrogate_note(s),
         "death_model_note": DEATH_NOTE,
         "seed": int(seed),
+        "death_seed": int(death),
         "conventions": "CF-1.8 style units and long_name on every variable; times in days "
                        "since CAR-T infusion; month = 30.4375 days",
     }
@@ -218,15 +223,20 @@ def not_estimable_reason(ep: xr.Dataset, name: str) -> str:
     return "no evaluable patient (every solve failed)" if ep.sizes["patient"] else "no patient"
 
 
-def _seed(ds: xr.Dataset, seed: int | None) -> int:
-    if seed is None:
+def _seed(ds: xr.Dataset, seed: int | None) -> tuple[int, int]:
+    """``(seed, death_seed)``: a given ``seed`` is the death draws' own seed; without one,
+    the death stream of the run seed in ``ds.attrs["seed"]``."""
+    from cartsim.randomness import death_seed
+
+    derived = seed is None
+    if derived:
         if "seed" not in ds.attrs:
             raise ValueError("endpoints() needs a seed for the death draws: pass seed=... or "
                              "give the Dataset a 'seed' attribute (cartsim.simulate does)")
         seed = ds.attrs["seed"]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r} is not accepted: expected a non-negative integer")
-    return int(seed)
+    return int(seed), (death_seed(int(seed)) if derived else int(seed))
 
 
 def _matrix(ds: xr.Dataset, name: str, evaluable: np.ndarray) -> np.ndarray:

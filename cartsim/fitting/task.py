@@ -31,7 +31,7 @@ def run_fit_task(run_cfg, output_dir: Path) -> dict[str, Path]:
     dict
         Output name -> path.
     """
-    from cartsim.simulation import _yaml
+    from cartsim.batch import scenario_yaml as _yaml
 
     try:
         return _run(run_cfg, Path(output_dir), _yaml)

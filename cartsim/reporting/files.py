@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from cartsim.clinical.rows import ROW_KEYS, fmt_num
 from cartsim.clinical.settings import MONTH_DAYS
-from cartsim.io import write_bytes
+from cartsim.clinical.table import SECTIONS, survival_curves, trial_summary
+from cartsim.io import write_bytes, write_text
 from cartsim.reporting.km_plot import km_figure
-from cartsim.reporting.rows import ROW_KEYS, fmt_num
-from cartsim.reporting.trial_table import SECTIONS, survival_curves, trial_summary
 
 DEFAULT_SURROGATE_NOTE = ("CRS and ICANS grades are model surrogates computed from simulated "
                           "cytokine and expansion trajectories, not clinical assessments "
@@ -62,14 +62,14 @@ def write_trial_report(ep: xr.Dataset, out_dir, *, title: str = "cartsim virtual
     rows = trial_summary(ep, times_months=times_months)
     paths = {"csv": out / "trial_summary.csv", "markdown": out / "trial_summary.md",
              "km_png": out / "trial_km.png"}
-    _atomic_write(paths["csv"], _csv_text(rows))
-    _atomic_write(paths["markdown"], _markdown(ep, rows, title))
+    write_text(_csv_text(rows), paths["csv"])
+    write_text(_markdown(ep, rows, title), paths["markdown"])
     curves = survival_curves(ep)
     fig = km_figure(curves, scale=MONTH_DAYS,
                     title=f"{title}: Kaplan-Meier, 95% CI (N={curves['OS'].n} evaluable)")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
-    _atomic_write(paths["km_png"], buf.getvalue())
+    write_bytes(buf.getvalue(), paths["km_png"])
     return paths
 
 
@@ -126,12 +126,6 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` atomically (:func:`cartsim.io.write_bytes`: a full disk is
-    a :class:`cartsim.io.OutputError` and leaves no temporary file)."""
-    write_bytes(data.encode("utf-8") if isinstance(data, str) else data, path)
-
-
 UNCERTAINTY_KEYS = ("section", "endpoint", "stat", "unit", "value", "cohort_lo", "cohort_hi",
                     "model_lo", "model_hi", "k")
 """Columns of ``trial_summary_uncertainty.csv`` (rows of
@@ -141,7 +135,7 @@ UNCERTAINTY_KEYS = ("section", "endpoint", "stat", "unit", "value", "cohort_lo",
 def write_uncertainty_table(rows: Sequence[dict], out_dir) -> Path:
     """Write ``trial_summary_uncertainty.csv`` (atomically) into ``out_dir``; return its path."""
     path = Path(out_dir) / "trial_summary_uncertainty.csv"
-    _atomic_write(path, _csv_text(rows, UNCERTAINTY_KEYS))
+    write_text(_csv_text(rows, UNCERTAINTY_KEYS), path)
     return path
 
 

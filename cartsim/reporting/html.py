@@ -6,8 +6,12 @@ summary table (:func:`cartsim.report.trial_summary`) and the main figures as bas
 marrow blasts and IL-6, and endpoint probabilities. No external resource, script or font
 is referenced, so the file opens anywhere (e-mail, an air-gapped ward PC) and prints.
 
-``cartsim task=report`` (:func:`run_report_task`) runs the trial exactly as ``task=trial``
-(same config, cohort, seed), writes the usual trial files, then ``report.html`` beside them.
+A renderer renders: the page shows the trajectories it is given (the result's kept ones,
+or ``trajectories=``) and never simulates. ``cartsim task=report``
+(:func:`cartsim.tasks.report.run_report_task`) runs the trial exactly as ``task=trial``
+(same config, cohort, seed), re-simulates up to 200 patients for the trajectory figures
+when the trial kept none (:func:`cartsim.trial.trial_trajectories`), and writes the page
+beside the usual trial files.
 
 Every figure shows evaluable patients only (solver status 0), and says how many; an
 endpoint that is not estimable (follow-up too short) is left out of the endpoint bars and
@@ -27,13 +31,12 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from cartsim.reporting.files import DEFAULT_SURROGATE_NOTE, _atomic_write, _sections
+from cartsim.io import write_text
+from cartsim.reporting.files import DEFAULT_SURROGATE_NOTE, _sections
 
-__all__ = ["figure_png", "render_html_report", "run_report_task", "write_html_report"]
+__all__ = ["figure_png", "render_html_report", "write_html_report"]
 
 REPORT_FILE = "report.html"
-MAX_TRAJECTORIES = 200
-"""Patients re-simulated for the trajectory figures when the trial kept no trajectories."""
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:2em auto;
@@ -185,7 +188,7 @@ def _scenario_table(cfg: dict, ep: xr.Dataset) -> list[tuple[str, str]]:
 def render_html_report(ep: xr.Dataset, *, trajectories: xr.Dataset | None = None,
                        title: str = "cartsim virtual trial", scenario=None) -> str:
     """The report page as a string (see :func:`write_html_report`)."""
-    from cartsim.reporting.trial_table import SECTIONS, trial_summary
+    from cartsim.clinical.table import SECTIONS, trial_summary
 
     esc = html.escape
     if scenario is not None:
@@ -247,8 +250,9 @@ def write_html_report(result, path, *, trajectories: xr.Dataset | None = None,
     path : str or Path
         The HTML file to write (atomically); a directory gets ``report.html``.
     trajectories : xarray.Dataset, optional
-        Trajectories for the waterfall and cohort figures (default: the result's, if it
-        kept them; else up to 200 patients of its cohort are re-simulated).
+        Trajectories for the waterfall, cohort and patient-story figures (default: the
+        result's, if it kept them; else those figures are left out:
+        :func:`cartsim.trial.trial_trajectories` re-simulates a trial's first patients).
     scenario : Scenario, optional
         The base scenario shown in the report (default: the endpoints' ``config``).
     title : str, optional
@@ -261,8 +265,6 @@ def write_html_report(result, path, *, trajectories: xr.Dataset | None = None,
     ep = result if isinstance(result, xr.Dataset) else result.endpoints
     if trajectories is None and not isinstance(result, xr.Dataset):
         trajectories = result.trajectories
-        if trajectories is None and getattr(result, "cohort", None) is not None:
-            trajectories = _resimulate(result)
     title = title or getattr(result, "title", None) or ep.attrs.get("title") or \
         "cartsim virtual trial"
     path = Path(path)
@@ -270,39 +272,5 @@ def write_html_report(result, path, *, trajectories: xr.Dataset | None = None,
         path = path / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     page = render_html_report(ep, trajectories=trajectories, title=title, scenario=scenario)
-    _atomic_write(path, page)
+    write_text(page, path)
     return path
-
-
-def _resimulate(result) -> xr.Dataset | None:
-    """Trajectories of the first patients of a trial's cohort (as the trial simulated them)."""
-    from cartsim.simulation import simulate
-
-    scenarios = list(result.cohort.scenarios)[:MAX_TRAJECTORIES]
-    if not scenarios:
-        return None
-    seed = int(result.endpoints.attrs.get("seed", scenarios[0].seed))
-    return simulate([dataclasses.replace(s, seed=seed) for s in scenarios])
-
-
-def run_report_task(run_cfg, output_dir) -> None:
-    """Task ``report``: run the trial as ``task=trial`` does, write its files and
-    ``report.html``, and print the paths."""
-    from cartsim.cli import engine_simulator
-    from cartsim.report import format_trial_summary
-    from cartsim.trial import run_trial
-
-    options = run_cfg.trial
-    if run_cfg.engine != "ode":
-        # the figures must show the realisations the table counts, not ODE re-simulations
-        options = dataclasses.replace(options, save_trajectories=True)
-    result = run_trial(run_cfg.scenario(), run_cfg.population, run_cfg.endpoints,
-                       options=options, simulate_fn=engine_simulator(run_cfg))
-    result.endpoints.attrs["engine"] = run_cfg.engine
-    result.html_report = False  # written below, with the scenario as configured
-    paths = result.write(output_dir)
-    paths["html"] = write_html_report(result, Path(output_dir) / REPORT_FILE,
-                                      scenario=run_cfg.scenario())
-    print(format_trial_summary(result.summary()), flush=True)
-    for name, path in paths.items():
-        print(f"cartsim: wrote {name}: {path}", flush=True)

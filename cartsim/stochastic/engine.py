@@ -2,7 +2,7 @@
 
 The call shape is :func:`cartsim.simulation.simulate`'s: scenarios are built into the same
 problems (initial state, parameter vector, dose events, rules) by the same model, and the
-result is assembled by the same :func:`cartsim.simulation.to_dataset`, so every state and
+result is assembled by the same :func:`cartsim.batch.to_dataset`, so every state and
 observable (and :func:`cartsim.clinical.endpoints`) works unchanged. The differences:
 
 * with ``replicates > 1`` (or ``replicate_dim=True``) every variable gains a ``replicate``
@@ -51,7 +51,7 @@ HSCT_LIMITS = {"mrd_negative_cr": 1e-4, "cr": 0.05, "all": math.inf}
 
 
 def _scenarios(scenarios) -> list:
-    from cartsim.simulation import as_batch
+    from cartsim.batch import as_batch
 
     scs = as_batch(scenarios, "simulate_stochastic()", shared=("model.name", "output"))
     first = scs[0]
@@ -196,7 +196,7 @@ def simulate_stochastic(scenarios, *, engine: str = "stochastic", replicates: in
     cl_out, status, hsct_day, nk = out.clones, out.status, out.hsct_day, out.clones.shape[1]
 
     # assemble with the ODE path's to_dataset (same variables, units, observables)
-    from cartsim.simulation import patient_overrides, to_dataset
+    from cartsim.batch import patient_overrides, to_dataset
 
     stats = np.zeros((nrun, 4), np.int64)
     stats[:, 0] = counters[:, 0]

@@ -1,7 +1,8 @@
 r"""Per-replicate random numbers inside compiled code: xoshiro256** and the samplers on it.
 
 Each replicate owns a 4-word ``uint64`` state (seeded from
-``numpy.random.SeedSequence(seed).spawn(n)[i].generate_state(4)``), so a replicate's
+``numpy.random.SeedSequence(seed, spawn_key=(STREAM_DOMAIN, i)).generate_state(4)``, see
+:mod:`cartsim.randomness`), so a replicate's
 draws depend on its seed only, never on which thread runs it or in which order
 (NumPy's global generator inside ``numba.prange`` is per-thread and would not be
 reproducible across thread counts).
@@ -25,25 +26,28 @@ import math
 import numba as nb
 import numpy as np
 
+from cartsim.randomness import STOCHASTIC, realisation_sequence
+
 __all__ = ["seed_states", "next_u64", "uniform", "normal", "exponential", "poisson",
            "binomial", "stochastic_round"]
 
 
-STREAM_DOMAIN = 0x5707C
-"""First spawn-key word of the realisation streams: keeps them apart from the other
-children of the run seed (``cartsim.trial.stream_seeds`` spawns children 0 and 1)."""
+STREAM_DOMAIN = STOCHASTIC
+"""First spawn-key word of the realisation streams (:data:`cartsim.randomness.STOCHASTIC`):
+keeps them apart from the other children of the run seed (cohort 0, death 1)."""
 
 
 def seed_states(seed: int, n: int, offset: int = 0) -> np.ndarray:
     """``uint64[n, 4]`` xoshiro states of streams ``offset .. offset+n-1`` of one seed.
 
-    Stream ``i`` is ``numpy.random.SeedSequence(seed, spawn_key=(STREAM_DOMAIN, i))``,
+    Stream ``i`` is ``numpy.random.SeedSequence(seed, spawn_key=(STREAM_DOMAIN, i))``
+    (:func:`cartsim.randomness.realisation_sequence`),
     i.e. child ``i`` of ``SeedSequence(seed, spawn_key=(STREAM_DOMAIN,)).spawn(...)``, so
     a chunk of a large batch gets the same streams as the whole batch.
     """
     out = np.empty((int(n), 4), dtype=np.uint64)
     for i in range(int(n)):
-        ch = np.random.SeedSequence(int(seed), spawn_key=(STREAM_DOMAIN, int(offset) + i))
+        ch = realisation_sequence(seed, int(offset) + i)
         st = ch.generate_state(4, dtype=np.uint64)
         if not st.any():  # the all-zero state is xoshiro's only fixed point
             st[0] = np.uint64(0x9E3779B97F4A7C15)

@@ -195,18 +195,21 @@ def unit_to_range(axes: Sequence[Axis], u: np.ndarray) -> np.ndarray:
 
 
 def sample_points(axes: Sequence[Axis], method: str, n: int, seed: int) -> np.ndarray:
-    """``n`` points (n, d) by Latin hypercube or scrambled Sobol sequence, seeded."""
+    """``n`` points (n, d) by Latin hypercube or scrambled Sobol sequence, seeded (the design
+    stream of :mod:`cartsim.randomness`)."""
     from scipy.stats import qmc
+
+    from cartsim.randomness import design_rng
 
     d = len(axes)
     if method == "lhs":
-        u = qmc.LatinHypercube(d=d, seed=np.random.default_rng(seed)).random(n)
+        u = qmc.LatinHypercube(d=d, seed=design_rng(seed)).random(n)
     elif method == "sobol":
         import warnings
 
         with warnings.catch_warnings():  # n not a power of 2: documented, still usable
             warnings.simplefilter("ignore", UserWarning)
-            u = qmc.Sobol(d=d, scramble=True, seed=np.random.default_rng(seed)).random(n)
+            u = qmc.Sobol(d=d, scramble=True, seed=design_rng(seed)).random(n)
     else:
         raise ValueError(f"method={method!r}: expected lhs or sobol")
     return unit_to_range(axes, u)

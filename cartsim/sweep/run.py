@@ -18,13 +18,13 @@ a re-run with the same spec skips the chunks already there (see
 :mod:`cartsim.sweep.store`), and a chunk whose evaluation raised is left out and reported,
 while the sweep goes on.
 
-Randomness (as :func:`cartsim.run_trial`): the run seed is split by
-:func:`cartsim.trial.stream_seeds` into the cohort stream and the death-model seed. Every
+Randomness (as :func:`cartsim.run_trial`; :mod:`cartsim.randomness`): the run seed is split
+into the cohort stream and the death-model seed (:func:`cartsim.randomness.stream_seeds`). Every
 point draws its population from a fresh copy of the same cohort stream and its deaths with
 the same seed, keyed by the patient's index within the point: common random numbers, so a
 point's result is exactly ``run_trial`` of that point's scenario (or, without a population,
-``endpoints(simulate(scenario), seed=death_seed)``), and differences between points are
-not sampling noise.
+``endpoints(simulate(scenario))``, whose default death draws are the run seed's death
+stream), and differences between points are not sampling noise.
 
 A chunk whose evaluation raises is reported (``errors`` attribute, its points status -1)
 and the sweep goes on, except for the first chunk a run evaluates: an exception there is
@@ -115,8 +115,8 @@ def run_sweep(base: Scenario, spec: SweepSpec | None = None, population=None, se
     chunk_dir : directory of the chunk files (resumable); None = nothing written.
     simulate_fn : ``simulate_fn(scenarios, start) -> Dataset`` (default :func:`cartsim.simulate`,
         one batch); ``start`` is the global index of the first patient (see
-        ``_simulate_points``); ``cartsim.cli.engine_simulator`` gives the stochastic engines';
-        the one place the simulator is called (another engine plugs in here).
+        ``_simulate_points``); ``cartsim.tasks.common.engine_simulator`` gives the stochastic
+        engines'; the one place the simulator is called (another engine plugs in here).
     group_resolver : ``resolver(group, option) -> section`` for group axes (default: compose
         ``conf/``).
     progress : called as ``progress(points_done, n_points)`` after each chunk.
@@ -138,7 +138,7 @@ def run_sweep(base: Scenario, spec: SweepSpec | None = None, population=None, se
         another sweep (:class:`~cartsim.sweep.store.SweepMismatchError`).
     """
     from cartsim.clinical import EndpointSettings
-    from cartsim.trial import stream_seeds
+    from cartsim.randomness import stream_seeds
 
     spec = SweepSpec() if spec is None else dataclasses.replace(spec)
     from cartsim.budget import check_sweep
@@ -195,7 +195,7 @@ def _point_population(population, spec: SweepSpec, axes: Sequence[Axis]):
 def describe(base: Scenario, spec: SweepSpec, pop, settings, seed: int) -> dict:
     """Everything that determines a sweep's result (hashed to name its chunk files)."""
     from cartsim import __version__
-    from cartsim.simulation import _yaml
+    from cartsim.batch import scenario_yaml as _yaml
 
     s = dataclasses.asdict(spec)
     for k in ("resume", "resume_dir", "save_trajectories", "name"):
@@ -320,7 +320,7 @@ def _simulate_points(scenarios, valid, per, simulate_fn, variables=None):
 
 def _point_scenarios(base, plan: SweepPlan, idx, pop, seed):
     """The scenarios of points ``idx`` (``per_point`` each): (scenarios, valid, invalid)."""
-    from cartsim.trial import stream_seeds
+    from cartsim.randomness import stream_seeds
 
     scenarios, valid, invalid = [], [], {}
     for p in idx:
@@ -477,8 +477,8 @@ def shape_result(ds: xr.Dataset, plan: SweepPlan) -> xr.Dataset:
 
 def _attrs(base, spec, pop, settings, seed, desc) -> dict:
     from cartsim import __version__
+    from cartsim.batch import scenario_yaml as _yaml
     from cartsim.clinical.safety import surrogate_note
-    from cartsim.simulation import _yaml
     from cartsim.sweep.store import spec_hash
 
     return {

@@ -230,8 +230,9 @@ def run_sensitivity(base: Scenario, options: SensitivityOptions, population=None
         See :func:`sensitivity_indices`; attrs add the config, seed and version.
     """
     from cartsim import __version__
+    from cartsim.batch import scenario_yaml as _yaml
     from cartsim.clinical import EndpointSettings
-    from cartsim.simulation import _yaml
+    from cartsim.randomness import stream_seeds
     from cartsim.sweep.axes import resolve_axes
     from cartsim.sweep.endpoints import check_endpoints
     from cartsim.sweep.options import SweepSpec
@@ -242,7 +243,6 @@ def run_sensitivity(base: Scenario, options: SensitivityOptions, population=None
         describe,
         run_points,
     )
-    from cartsim.trial import stream_seeds
 
     options = dataclasses.replace(options)
     settings = EndpointSettings() if settings is None else settings

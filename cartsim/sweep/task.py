@@ -57,8 +57,8 @@ def _engine(run_cfg) -> dict | None:
 
 def run_sweep_task(run_cfg, output_dir) -> Path:
     """Task ``sweep``: run ``run_cfg.sweep`` around the scenario and write ``sweep.nc``."""
-    from cartsim.cli import engine_simulator
     from cartsim.sweep.run import default_chunk_dir, run_sweep
+    from cartsim.tasks.common import engine_simulator
 
     spec = run_cfg.sweep
     out = Path(output_dir)

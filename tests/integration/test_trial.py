@@ -56,7 +56,9 @@ def test_same_seed_same_trial_other_seed_other_cohort(trial):
 
 
 def test_write_produces_every_file(trial, tmp_path):
-    paths = trial.write(tmp_path)
+    from cartsim.reporting import write_trial
+
+    paths = write_trial(trial, tmp_path)
     assert set(paths) >= {"endpoints", "csv", "markdown", "km_png", "trajectories"}
     for p in paths.values():
         assert Path(p).stat().st_size > 0
@@ -88,3 +90,28 @@ def test_cli_trial_writes_the_report(tmp_path):
         assert (run_dir / name).is_file(), name
         assert f"{(run_dir / name).resolve()}" in proc.stdout
     assert "CRS" in proc.stdout
+
+
+def test_endpoints_of_simulate_and_run_trial_draw_the_same_deaths():
+    """The two front doors give a patient the same death: ``cartsim.endpoints`` of a
+    ``cartsim.simulate`` result draws from the death stream of the Dataset's run seed, as
+    ``run_trial`` does (``cartsim.randomness``), not from the run seed itself."""
+    import dataclasses
+
+    from cartsim.clinical import DeathModel, EndpointSettings
+
+    settings = EndpointSettings(death=DeathModel(neutropenia_hazard_per_day=0.05))
+    res = run_trial(BASE, PopulationSpec(n=12), settings, seed=11)
+    trial_deaths = res.endpoints["death_day"].values
+    n_died = int(np.isfinite(trial_deaths).sum())
+    assert 0 < n_died < 12, n_died  # the draws decide who dies
+    ds = cartsim.simulate([dataclasses.replace(s, seed=11) for s in res.cohort.scenarios])
+    direct = cartsim.endpoints(ds, settings)
+    for name in ("death_day", "os_day", "pfs_day", "death_cause"):
+        np.testing.assert_array_equal(direct[name].values, res.endpoints[name].values, name)
+    from cartsim.randomness import death_seed
+
+    assert direct.attrs["death_seed"] == death_seed(11)
+    # the trap this closes: the run seed used as the death seed gives other deaths
+    trap = cartsim.endpoints(ds, settings, seed=11)["death_day"].values
+    assert not np.array_equal(trap, trial_deaths, equal_nan=True)

@@ -18,7 +18,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from cartsim.reporting.html import run_report_task, write_html_report
+from cartsim.reporting.html import write_html_report
+from cartsim.tasks.report import run_report_task
 
 N_FIGURES = 6  # KM, endpoint bars, swimmer, waterfall, cohort trajectories, patient story
 FIGURE_COLOURS = {"endpoint bars": "#1f5fa8", "swimmer CR lanes": "#1e8449"}
@@ -37,9 +38,11 @@ def trial():
 
 @pytest.fixture(scope="module")
 def report(trial, tmp_path_factory):
+    from cartsim.trial import trial_trajectories
+
     cfg, result = trial
     path = write_html_report(result, tmp_path_factory.mktemp("report") / "report.html",
-                             scenario=cfg.scenario())
+                             scenario=cfg.scenario(), trajectories=trial_trajectories(result))
     return path
 
 
@@ -143,6 +146,20 @@ def test_report_task_with_the_stochastic_engine_shows_its_realisations(tmp_path)
         # the saved trajectories are the realisations the endpoints were computed from
         np.testing.assert_allclose(traj["car_copies_per_ug"].max("time").values,
                                    ep["cmax_qpcr"].values, rtol=1e-12)
+
+
+def test_the_renderer_never_simulates(trial, tmp_path, monkeypatch):
+    """A result that kept no trajectories gets no trajectory figure (no re-simulation)."""
+    import cartsim.simulation
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("write_html_report simulated")
+
+    monkeypatch.setattr(cartsim.simulation, "simulate", forbidden)
+    _, result = trial
+    assert result.trajectories is None
+    path = write_html_report(result, tmp_path)
+    assert len(IMG.findall(path.read_text())) == 3  # KM, bars, swimmer
 
 
 def test_report_from_an_endpoints_dataset_only(trial, tmp_path):

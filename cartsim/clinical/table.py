@@ -21,14 +21,14 @@ import numpy as np
 import xarray as xr
 
 from cartsim.clinical.endpoints import estimable, not_estimable_reason
-from cartsim.clinical.settings import MONTH_DAYS, assessment_day
-from cartsim.reporting.rows import (
+from cartsim.clinical.rows import (
     count_row,
     km_median_row,
     km_survival_row,
     median_row,
     rate_row,
 )
+from cartsim.clinical.settings import MONTH_DAYS, assessment_day
 from cartsim.stats import KaplanMeier, kaplan_meier
 
 # Fludarabine AUC associated with fewer relapses after CAR-T (HR 2.45 below it):
@@ -154,7 +154,7 @@ def trial_summary(ep: xr.Dataset, *, times_months: Sequence[float] = (6, 12, 24)
     Returns
     -------
     list of dict
-        One dict per row with the keys of :data:`cartsim.reporting.rows.ROW_KEYS`.
+        One dict per row with the keys of :data:`cartsim.clinical.rows.ROW_KEYS`.
     """
     times = tuple(float(m) for m in times_months)
     if not times or not all(math.isfinite(m) and m > 0 for m in times):
