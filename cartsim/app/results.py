@@ -79,7 +79,7 @@ def kinetic_box(ep: xr.Dataset, key, title, var, unit, fmt) -> Box:
 def rate_boxes(ep: xr.Dataset, members: Sequence[xr.Dataset] = ()) -> list[Box]:
     """The probability boxes from :func:`cartsim.trial_summary` rows (95% CI), with the
     members' range (model uncertainty) when given."""
-    from cartsim.reporting.trial_table import trial_summary
+    from cartsim.clinical.table import trial_summary
 
     rows = {r["endpoint"]: r for r in trial_summary(ep, times_months=(12,))}
     member_rows = [{r["endpoint"]: r for r in trial_summary(m, times_months=(12,))}
@@ -350,7 +350,7 @@ def render_report(whatif, figs: Mapping[str, tuple], *,
     inline, :func:`cartsim.reporting.html.figure_png`) and each cohort's full results table
     (:func:`cartsim.trial_summary`)."""
     from cartsim.reporting.html import CSS, figure_png
-    from cartsim.reporting.trial_table import trial_summary
+    from cartsim.clinical.table import trial_summary
 
     esc = html.escape
     names = list(whatif.scenarios)
