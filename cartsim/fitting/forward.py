@@ -210,21 +210,40 @@ class ForwardModel:
         ok = (np.all(np.isfinite(P), axis=1) & np.all(P >= self._lo, axis=1)
               & np.all(P <= self._hi, axis=1) & (P[:, self._i_alpha] > P[:, self._i_beta]))
         out: list[np.ndarray] = [None] * len(patients)  # type: ignore[list-item]
+        for rows, t, doses, gather, splits in self._stein_plan(pats):
+            with np.errstate(all="ignore"):
+                c = closed_form(t, P[rows], t_inf=doses[0], toci_day=doses[1],
+                                ster_day=doses[2])
+            c[~ok[rows]] = np.nan
+            pieces = list(c) if gather is None else np.split(c.ravel()[gather], splits)
+            for k, piece in zip(rows, pieces):
+                out[k] = piece
+        return out
+
+    def _stein_plan(self, pats: np.ndarray) -> list[tuple]:
+        """How a batch of patients ``pats`` is evaluated: per dosing group, its rows of the
+        batch, the times, the dosing days, and (several patients) the flat index of every
+        row's own times in the ``(rows, times)`` result with the split points between rows.
+        Kept for the last batch: SAEM evaluates the same patients at every step."""
+        key = pats.tobytes()
+        if getattr(self, "_plan_key", None) == key:
+            return self._plan
+        plan = []
         group = self._group_of[pats]
         for g in np.unique(group):
             rows = np.flatnonzero(group == g)
             members = np.unique(pats[rows])
             if members.size == 1:  # one patient (an individual fit): its own times only
-                t = self.data.time[self.index[members[0]]]
-            else:
-                t = self._group_times[g]
-            t_inf, toci, ster = self._group_doses[g]
-            with np.errstate(all="ignore"):
-                c = closed_form(t, P[rows], t_inf=t_inf, toci_day=toci, ster_day=ster)
-            c[~ok[rows]] = np.nan
-            for r, k in enumerate(rows):
-                out[k] = c[r] if members.size == 1 else c[r, self._group_cols[pats[k]]]
-        return out
+                plan.append((rows, self.data.time[self.index[members[0]]],
+                             self._group_doses[g], None, None))
+                continue
+            t = self._group_times[g]
+            cols = [self._group_cols[p] for p in pats[rows]]
+            gather = np.concatenate([r * t.size + c for r, c in enumerate(cols)])
+            splits = np.cumsum([c.size for c in cols])[:-1]
+            plan.append((rows, t, self._group_doses[g], gather, splits))
+        self._plan_key, self._plan = key, plan
+        return plan
 
     def _ode(self, patients: list[int], values: np.ndarray) -> list[np.ndarray]:
         from cartsim.simulation import solve_problems
