@@ -159,7 +159,9 @@ class ForwardModel:
 
     def _stein_setup(self) -> None:
         """Per patient: the kernel parameter vector of its scenario and its dosing days;
-        the slot and bounds of every fitted parameter (built once, see :meth:`_stein`)."""
+        the slot and bounds of every fitted parameter; patients grouped by dosing days, with
+        the union of their observation times and where each patient's times sit in it
+        (built once, see :meth:`_stein`)."""
         from cartsim.models import stein2019_kernel as K
 
         pset = self.model.parameters
@@ -167,42 +169,81 @@ class ForwardModel:
         self._slots = np.array([names.index(n) for n in self.parameters], dtype=np.int64)
         self._lo = np.array([pset[n].lower for n in names])
         self._hi = np.array([pset[n].upper for n in names])
-        self._p0, self._doses = [], []
+        p0, doses = [], []
         for sc in self.scenarios:
             p = np.zeros(K.N_BASE)
             p[:] = pset.with_values(sc.model.params).values() if sc.model.params \
                 else pset.values()
             reg = sc.regimen
-            self._p0.append(p)
-            self._doses.append((float(reg.car_days[0]),
-                                float(reg.toci_days[0]) if reg.toci_days else None,
-                                float(reg.steroid_days[0]) if reg.steroid_days else None))
+            p0.append(p)
+            doses.append((float(reg.car_days[0]),
+                          float(reg.toci_days[0]) if reg.toci_days else None,
+                          float(reg.steroid_days[0]) if reg.steroid_days else None))
+        self._p0 = np.array(p0)
+        groups: dict[tuple, list[int]] = {}
+        for i, d in enumerate(doses):
+            groups.setdefault(d, []).append(i)
+        self._group_doses = list(groups)
+        self._group_of = np.empty(len(doses), dtype=np.int64)
+        self._group_times, self._group_cols = [], np.empty(len(doses), dtype=object)
+        for g, members in enumerate(groups.values()):
+            t = np.unique(np.concatenate([self.data.time[self.index[i]] for i in members]))
+            self._group_times.append(t)
+            for i in members:
+                self._group_of[i] = g
+                self._group_cols[i] = np.searchsorted(t, self.data.time[self.index[i]])
         self._i_alpha, self._i_beta = K.P_ALPHA, K.P_BETA
 
     def _stein(self, patients: list[int], values: np.ndarray) -> list[np.ndarray]:
-        """Closed-form predictions, all evaluations of a patient as one array operation;
-        values outside the parameters' bounds or with ``alpha <= beta`` give NaN (as the
-        model's ``parameter_vector`` rejects them)."""
+        """Closed-form predictions, one array operation per dosing schedule: the patients
+        that share their dosing days are evaluated together at the union of their
+        observation times (the closed form is elementwise in time, so this is the same
+        number as evaluating each patient alone). Values outside the parameters' bounds or
+        with ``alpha <= beta`` give NaN (as the model's ``parameter_vector`` rejects them)."""
         from cartsim.models.stein2019 import closed_form
 
         if not hasattr(self, "_p0"):
             self._stein_setup()
         pats = np.asarray(patients, dtype=np.int64)
+        P = self._p0[pats]
+        P[:, self._slots] = values
+        ok = (np.all(np.isfinite(P), axis=1) & np.all(P >= self._lo, axis=1)
+              & np.all(P <= self._hi, axis=1) & (P[:, self._i_alpha] > P[:, self._i_beta]))
         out: list[np.ndarray] = [None] * len(patients)  # type: ignore[list-item]
-        for i in np.unique(pats):
-            rows = np.flatnonzero(pats == i)
-            P = np.tile(self._p0[i], (rows.size, 1))
-            P[:, self._slots] = values[rows]
-            ok = (np.all(np.isfinite(P), axis=1) & np.all(P >= self._lo, axis=1)
-                  & np.all(P <= self._hi, axis=1) & (P[:, self._i_alpha] > P[:, self._i_beta]))
-            t_inf, toci, ster = self._doses[i]
+        for rows, t, doses, gather, splits in self._stein_plan(pats):
             with np.errstate(all="ignore"):
-                c = closed_form(self.data.time[self.index[i]], P, t_inf=t_inf, toci_day=toci,
-                                ster_day=ster)
-            c[~ok] = np.nan
-            for r, k in enumerate(rows):
-                out[k] = c[r]
+                c = closed_form(t, P[rows], t_inf=doses[0], toci_day=doses[1],
+                                ster_day=doses[2])
+            c[~ok[rows]] = np.nan
+            pieces = list(c) if gather is None else np.split(c.ravel()[gather], splits)
+            for k, piece in zip(rows, pieces):
+                out[k] = piece
         return out
+
+    def _stein_plan(self, pats: np.ndarray) -> list[tuple]:
+        """How a batch of patients ``pats`` is evaluated: per dosing group, its rows of the
+        batch, the times, the dosing days, and (several patients) the flat index of every
+        row's own times in the ``(rows, times)`` result with the split points between rows.
+        Kept for the last batch: SAEM evaluates the same patients at every step."""
+        key = pats.tobytes()
+        if getattr(self, "_plan_key", None) == key:
+            return self._plan
+        plan = []
+        group = self._group_of[pats]
+        for g in np.unique(group):
+            rows = np.flatnonzero(group == g)
+            members = np.unique(pats[rows])
+            if members.size == 1:  # one patient (an individual fit): its own times only
+                plan.append((rows, self.data.time[self.index[members[0]]],
+                             self._group_doses[g], None, None))
+                continue
+            t = self._group_times[g]
+            cols = [self._group_cols[p] for p in pats[rows]]
+            gather = np.concatenate([r * t.size + c for r, c in enumerate(cols)])
+            splits = np.cumsum([c.size for c in cols])[:-1]
+            plan.append((rows, t, self._group_doses[g], gather, splits))
+        self._plan_key, self._plan = key, plan
+        return plan
 
     def _ode(self, patients: list[int], values: np.ndarray) -> list[np.ndarray]:
         from cartsim.simulation import solve_problems
