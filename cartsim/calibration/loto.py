@@ -1,7 +1,8 @@
 """Leave-one-trial-out: what the model predicts for a trial it was not calibrated to.
 
-For each trial in turn, the stored design points (``source == "design"``: the refinement
-steps were steered by every trial, the held-out one included, so they are left out) are
+For each trial in turn, the stored design points (``source == "design"``, without point 0:
+the refinement steps were steered by every trial, the held-out one included, and point 0
+holds the start values, usually the previous calibration's best, so both are left out) are
 ranked by the likelihood of the *other* trials' targets; the best one predicts the held-out
 trial's figures (out of sample), beside the best point under all targets (in sample).
 Nothing is simulated: the design store already holds every point's figure for every
@@ -32,9 +33,16 @@ __all__ = ["coverage", "format_loto", "leave_one_trial_out", "refine_out_of_samp
 
 
 def _design(df: pd.DataFrame) -> pd.DataFrame:
-    d = df[df["source"] == "design"].reset_index(drop=True)
+    """The candidates out of sample: the space-filling design points, without point 0.
+
+    Point 0 holds the start values (:func:`~cartsim.calibration.design.run_design`), in
+    practice the previous calibration's best point, which was tuned to every trial, the
+    held-out one included; like the refinement steps it would leak the held-out trial.
+    """
+    d = df[(df["source"] == "design") & (df["id"] != 0)].reset_index(drop=True)
     if d.empty:
-        raise ValueError("the design store holds no design points: run the design first")
+        raise ValueError("the design store holds no design points beyond the start values: "
+                         "run the design first")
     return d
 
 

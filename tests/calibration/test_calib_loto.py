@@ -9,24 +9,36 @@ from cartsim.calibration.loto import coverage, format_loto, leave_one_trial_out
 T = toy_targets()  # trials A (2 targets), B (2), C (1)
 
 
+GOOD = [0.9, 100.0, 0.5, 0.5, 0.2]
+
+
 def _store():
-    # point 0 fits trial A perfectly and B, C badly; point 1 fits B and C, misses A badly
-    good = [0.9, 100.0, 0.5, 0.5, 0.2]
+    # point 0 holds the start values (a previous calibration's best: perfect everywhere);
+    # point 1 fits trial A perfectly and B, C badly; point 2 fits B and C, misses A badly
     bad = [0.05, 5.0, 0.99, 0.05, 0.9]
-    p0 = good[:2] + bad[2:]
-    p1 = bad[:2] + good[2:]
-    return store_frame(T, [p0, p1])
+    p1 = GOOD[:2] + bad[2:]
+    p2 = bad[:2] + GOOD[2:]
+    return store_frame(T, [GOOD, p1, p2])
 
 
 def test_held_out_trial_is_predicted_by_the_point_the_others_choose():
     rows = leave_one_trial_out(_store(), T)
-    assert {r["point_in"] for r in rows} == {0}  # with A counted, point 0 wins: a leak shows
+    assert {r["point_in"] for r in rows} == {1}  # with A counted, point 1 wins: a leak shows
     a = [r for r in rows if r["trial"] == "A"]
-    # without A, B and C choose point 1, whatever A would have said (a leak would pick 0)
-    assert {r["point_out"] for r in a} == {1}
+    # without A, B and C choose point 2, whatever A would have said (a leak would pick 1)
+    assert {r["point_out"] for r in a} == {2}
     assert all(abs(r["z_out"]) > 3 for r in a)
     for trial in ("B", "C"):
-        assert {r["point_out"] for r in rows if r["trial"] == trial} == {0}
+        assert {r["point_out"] for r in rows if r["trial"] == trial} == {1}
+
+
+def test_the_start_point_is_never_a_candidate():
+    """Point 0 (the start values, tuned to every trial by the previous calibration) is left
+    out like the refinement steps, though it fits every trial perfectly."""
+    rows = leave_one_trial_out(_store(), T)
+    assert 0 not in {r["point_in"] for r in rows} | {r["point_out"] for r in rows}
+    cover = coverage(_store(), T)
+    assert all(c["members"] == 2 for c in cover)
 
 
 def test_in_sample_point_is_the_best_under_all_targets():
@@ -38,10 +50,10 @@ def test_in_sample_point_is_the_best_under_all_targets():
 def test_refinement_rows_are_not_used_out_of_sample():
     df = _store()
     extra = df.iloc[[0]].copy()
-    extra["id"], extra["source"] = 2, "refine:0"
-    extra[[t.key for t in T]] = [[0.9, 100.0, 0.5, 0.5, 0.2]]  # perfect everywhere
+    extra["id"], extra["source"] = 3, "refine:1"
+    extra[[t.key for t in T]] = [GOOD]  # perfect everywhere
     rows = leave_one_trial_out(pd.concat([df, extra], ignore_index=True), T)
-    assert 2 not in {r["point_out"] for r in rows}
+    assert 3 not in {r["point_out"] for r in rows}
 
 
 def test_coverage_counts_observed_figures_inside_the_intervals():
