@@ -256,8 +256,8 @@ class PopulationSpec:
         refractory to CAR-T entry (-, [0, 1]; null: none): its ``em_access`` is multiplied
         by ``em_refractory_factor`` (-, (0, 1]). Only patients with a mass are drawn into
         the class. A two-class mixture, not a spread around one value: a lesion that CAR-T
-        cells barely reach hardly shrinks and adds little stimulus (its antigen counts with
-        the same access), so the patient's blood kinetics mostly follow the marrow, while a
+        cells barely reach hardly shrinks and adds a small, lasting stimulus (its antigen
+        counts with the same access; the patient's peak comes a few days later), while a
         reachable lesion is cleared within weeks. (One lower access for every mass would
         instead slow every lesion's clearance and, with it, delay every patient's peak.)
     random_effects : model parameter name -> omega, the SD of
