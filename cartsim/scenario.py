@@ -123,10 +123,10 @@ class Disease:
 
     name: str = "tall"
     label: str = "T-cell acute lymphoblastic leukemia"
-    blast_growth_per_day: float = 0.0595837
+    blast_growth_per_day: float = 0.0605504
     cd7_density: float = 1.0
     em_volume_cm3: float = 0.0
-    em_access: float = 0.467561
+    em_access: float = 0.479325
 
     def __post_init__(self) -> None:
         _range("disease.blast_growth_per_day", self.blast_growth_per_day, 0.0, 2.0)

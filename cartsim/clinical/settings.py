@@ -100,8 +100,8 @@ class DeathModel:
     leukemia_f50: float = 0.25
     leukemia_hill: float = 2.0
     leukemia_em_v50_cm3: float = 250.0
-    neutropenia_hazard_per_day: float = 0.00248692
-    aplasia_hazard_per_day: float = 0.000163082
+    neutropenia_hazard_per_day: float = 0.00257567
+    aplasia_hazard_per_day: float = 0.000168724
     leukemia_onset_day: float = 14.0
     neutropenia_ramp_days: float = 7.0
     crs_hazard_per_day: float = 0.2

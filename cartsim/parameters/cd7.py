@@ -28,15 +28,16 @@ SINGH = "Singh et al. 2020 mAbs 12:1688616"
 VARELA = "Varela-Gonzalez-Aller et al. 2025 Pharmaceutics 17:1592"
 AHMED = "Ahmed et al. 2020 Front Pharmacol 11:406"
 CAL = "assumption (calibrated): "
-CALREF = ("calibrated 2026-12-07 (second calibration) by experiments/calibrate.py --fit: "
-          "likelihood over the 52 figures of science/targets.md (8 trials, each simulated at "
-          "8x its size), 256-point Sobol design over 14 values then three Nelder-Mead runs; "
-          "best point in experiments/calibration_results/best.yaml")
+CALREF = ("calibrated 2026-12-07 (third calibration) by experiments/calibrate.py --fit: "
+          "likelihood over the 52 figures of science/targets.md (8 trials), 256-point Sobol "
+          "design over 16 values and three Nelder-Mead runs at 8x each trial's size, then "
+          "one Nelder-Mead run at 16x (experiments/calibration16.yaml); best point in "
+          "experiments/calibration_results/best.yaml")
 
 CD7_PARAMETERS = ParameterSet(
     [
         # --- CAR-T expansion ------------------------------------------------------------
-        P("rho_max", 0.641826, "1/day", 0.1, 5.0,
+        P("rho_max", 0.650303, "1/day", 0.1, 5.0,
           f"{CAL}virtual NCT05290155 cohort: median peak ~6e4 copies/ug near day 10-12 "
           f"(observed 62,390 on day 12); order of {SINGH} Kexp_max 0.0906/h = 2.2/day; "
           f"{CALREF}",
@@ -48,7 +49,7 @@ CD7_PARAMETERS = ParameterSet(
           "proliferative capacity, not the niche, bound the peak (the 14 NCT05290155 "
           "patients reached 326,483 copies/ug)",
           "CAR-T count halving the expansion rate (T-cell niche)"),
-        P("k_ag", 8.18035e+08, "cells", 1e7, 1e13,
+        P("k_ag", 5.65942e+08, "cells", 1e7, 1e13,
           f"{CAL}half-saturating antigen-positive target count, ~1-2% of baseline "
           "whole-body CD7+ load, so stimulation saturates until targets are largely cleared; "
           f"set with rho_max and k_kill to the NCT05290155 peak and its timing; {CALREF}",
@@ -67,7 +68,7 @@ CD7_PARAMETERS = ParameterSet(
           "assumption: healthy-donor T cells expand better than heavily pretreated "
           "autologous T cells (Pan 2021 JCO 39:3340 reports robust expansion)",
           "multiplier on proliferation for donor-derived products"),
-        P("expansion_capacity", 24.5872, "e-folds", 2.0, 40.0,
+        P("expansion_capacity", 24.7964, "e-folds", 2.0, 40.0,
           f"{CAL}proliferative capacity of the infused lineage: cumulative proliferation "
           f"(integral of the expansion rate) at which expansion halves; prior range 12-28 "
           f"e-folds of division, i.e. a net fold-expansion of order e^8 ~ 3,900 after deaths "
@@ -79,13 +80,13 @@ CD7_PARAMETERS = ParameterSet(
           "assumption: capacity is lost over a few e-folds around expansion_capacity "
           "(a steep but smooth limit on divisions)",
           "steepness of the loss of proliferative capacity"),
-        P("k_reject", 1.73436, "1/day", 0.0, 50.0,
+        P("k_reject", 1.77476, "1/day", 0.0, 50.0,
           f"{CAL}HLA-mismatched off-the-shelf CAR-T cells are rejected by host T cells as "
           "these recover after lymphodepletion: GC027 (Leukemia 2023;37:2176) peaked on days "
           "5-10 and was undetectable by week 4 in 9/11 responders; applies only to products "
           f"with allogeneic=true; prior range 0.3-3/day; {CALREF}",
           "rejection rate of allogeneic CAR-T cells at the baseline host T-cell count"),
-        P("k_prime", 0.333633, "1/day", 0.0, 10.0,
+        P("k_prime", 0.339665, "1/day", 0.0, 10.0,
           f"{CAL}a primary alloimmune T-cell response against HLA-mismatched cells is a "
           "clonal expansion of alloreactive host T cells (doubling ~1.2 d) that takes 1-2 "
           "weeks to reach rejecting strength (from allo_prime0: half-maximal after "
@@ -129,7 +130,7 @@ CD7_PARAMETERS = ParameterSet(
           "assumption: exhausted T cells are short-lived (t1/2 ~2 d)",
           "death rate of exhausted CAR-T cells"),
         # --- killing ------------------------------------------------------------------------
-        P("k_kill", 1.98842, "1/day", 0.01, 20.0,
+        P("k_kill", 2.03103, "1/day", 0.01, 20.0,
           f"{CAL}order of {KIMMEL} gamma_B = 1.15/day (axi-cel, transfer; prior range "
           f"0.3-2.5/day); sets how fast blasts clear (MRD-negative CR by day 28 in 19/20, Lu "
           f"2022 Blood 140:321) and, through the kill flux, CRS; {CALREF}",
@@ -225,7 +226,7 @@ CD7_PARAMETERS = ParameterSet(
         P("ec_tnfa", 50.0, "pg/mL", 1.0, 1e5,
           "assumption: TNF-alpha activates macrophages at tens of pg/mL",
           "TNF-alpha for half-maximal macrophage activation"),
-        P("ec_damp", 252.896, "1e9 cells/day", 1e-3, 1e5,
+        P("ec_damp", 244.439, "1e9 cells/day", 1e-3, 1e5,
           f"{CAL}a kill flux of ~1e11 cells/day doubles the cytokine stimulation of "
           "macrophages (contact/debris signal); unsaturated, so CRS grows with the speed of "
           "tumour clearance "
@@ -249,7 +250,7 @@ CD7_PARAMETERS = ParameterSet(
           "assumption: plasma IL-6 half-life ~3 h", "IL-6 clearance rate"),
         P("il60", 5.0, "pg/mL", 0.0, 1000.0, "assumption: healthy range 1-7 pg/mL",
           "baseline IL-6"),
-        P("s_il6", 700.287, "pg/mL/day", 0.0, 1e7,
+        P("s_il6", 718.663, "pg/mL/day", 0.0, 1e7,
           f"{CAL}IL-6 peaks of 10^2-10^3 pg/mL in CD7 CAR-T CRS (mostly grade 1-2, grade >= 3 "
           f"in 5-10%; Pan 2021, Lu 2022, NCT05290155; prior range 150-2000); {CALREF}",
           "IL-6 secretion at full macrophage activation"),
@@ -317,7 +318,7 @@ CD7_PARAMETERS = ParameterSet(
           "neutrophil development (de Bruin et al. 2013 Blood 121:3578); near-complete at "
           "severe inflammation",
           "maximal inhibition of myelopoiesis by IFN-gamma"),
-        P("ec50_ifng_my", 117.161, "pg/mL", 1.0, 1e5,
+        P("ec50_ifng_my", 122.683, "pg/mL", 1.0, 1e5,
           f"{CAL}prior range 30-3000 pg/mL (the order of the IFN-gamma that activates "
           "macrophages, ec_ifng); prolonged grade-4 neutropenia follows CRS-level "
           "inflammation (Rejeski 2021); set by grade-4 neutropenia in Hu 2024 (10/10), "

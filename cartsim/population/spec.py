@@ -273,10 +273,10 @@ class PopulationSpec:
         default_factory=lambda: [["weight_kg", "height_cm", 0.6]])
     em_probability: float | None = 0.2
     cd7neg_clone_probability: float | None = 0.2
-    poor_expander_probability: float | None = 0.122534
+    poor_expander_probability: float | None = 0.125388
     poor_expander_factor: float = 0.3
-    em_refractory_probability: float | None = 0.234885
-    em_refractory_factor: float = 0.0725767
+    em_refractory_probability: float | None = 0.240795
+    em_refractory_factor: float = 0.0754722
     random_effects: dict[str, float] = field(default_factory=_default_random_effects)
     random_effect_correlation: list[list[Any]] = field(default_factory=list)
 
