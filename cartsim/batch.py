@@ -16,19 +16,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
+import inspect
 import json
 from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
 import yaml
+from xarray.backends import BackendArray
+from xarray.core import indexing
 
 from cartsim.cf import cf_conventions
 from cartsim.models.base import Model, Problem
 from cartsim.scenario import Scenario
 
-__all__ = ["STATUS_DESCRIPTION", "as_batch", "patient_overrides", "scenario_yaml",
-           "to_dataset"]
+__all__ = ["STATUS_DESCRIPTION", "LazyObservable", "as_batch", "patient_overrides",
+           "scenario_yaml", "to_dataset"]
 
 
 def _as_scenario(obj) -> Scenario:
@@ -68,21 +72,32 @@ STATUS_DESCRIPTION = "solver status: 0 success, 1 max steps, 2 step-size underfl
 
 def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result,
                scenarios: list[Scenario], *, method: str,
-               variables: Sequence[str] | None = None, optional: Sequence[str] = ()
-               ) -> xr.Dataset:
+               variables: Sequence[str] | None = None, optional: Sequence[str] = (),
+               copy: bool = True) -> xr.Dataset:
     """Assemble the self-describing Dataset from a batch result on its times ``t_eval``
     (``variables``: see :func:`simulate`; ``optional``: more to keep where the model has
-    them)."""
+    them).
+
+    No state is copied: each state variable is a view of one linear state buffer (the
+    solver's ``y[patient, time, state]`` with the log states exponentiated in place), made
+    read-only because the observables are computed from it. With ``variables=None`` the
+    observables are lazy (:class:`LazyObservable`): each is computed on first access, on
+    the patients asked for, with the values an eager computation gives. With ``variables``
+    the kept observables are computed at once and the kept states copied out, so that the
+    result does not hold the other states' memory. ``copy=False`` builds on
+    ``result.y`` itself (what :func:`cartsim.simulate` does with a result nobody else
+    sees): it then holds linear values and is read-only.
+    """
     from cartsim import __version__
     from cartsim.solvers.api import STATUS_NAMES
 
     n_pat = len(problems)
-    y_lin = model.to_linear(result.y)  # (patient, time, state)
+    y_lin = _linear(model, result.y, copy=copy)  # (patient, time, state), read-only
     p = np.stack([pr.p for pr in problems])
     info_keys = [k for k, v in problems[0].info.items() if np.isscalar(v)]
     info = {k: np.array([pr.info[k] for pr in problems]) for k in info_keys}
     dims = ("patient", "time")
-    observables = model.observables(y_lin, p, info)
+    observables = _observable_attrs(model, y_lin, p, info)
     keep = None
     if variables is not None:
         keep = set(variables)
@@ -95,16 +110,23 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     data_vars = {}
     for i, st in enumerate(model.states):
         if keep is None or st.name in keep:
-            data_vars[st.name] = (dims, y_lin[..., i],
-                                  {"units": st.units, "long_name": st.long_name})
-    for name, obs in observables.items():
-        if keep is None or name in keep:
+            data = y_lin[..., i] if keep is None else y_lin[..., i].copy()
+            data_vars[st.name] = (dims, data, {"units": st.units, "long_name": st.long_name})
+    if keep is None:
+        for name, attrs in observables.items():
+            lazy = indexing.LazilyIndexedArray(LazyObservable(model, y_lin, p, info, name))
+            data_vars[name] = xr.Variable(dims, indexing.MemoryCachedArray(lazy), attrs)
+    else:
+        wanted = [name for name in observables if name in keep]
+        for name, obs in _compute(model, y_lin, p, info, wanted).items():
             data_vars[name] = (dims, np.asarray(obs.data, dtype=np.float64),
                                {"units": obs.units, "long_name": obs.long_name})
     status = np.asarray(result.status, dtype=np.int64)
     data_vars["status"] = (("patient",), status, {"long_name": STATUS_DESCRIPTION,
                                                   "units": "1"})
-    data_vars["status_name"] = (("patient",), np.array([STATUS_NAMES[int(s)] for s in status]),
+    codes, which = np.unique(status, return_inverse=True)
+    data_vars["status_name"] = (("patient",),
+                                np.array([STATUS_NAMES[int(c)] for c in codes])[which],
                                 {"long_name": "solver status"})
     stats = np.asarray(result.stats)
     for j, (nm, long_name) in enumerate((("n_steps", "accepted solver steps"),
@@ -138,6 +160,83 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
         attrs["patient_overrides"] = patient_overrides(scenarios)
     return cf_conventions(xr.Dataset(data_vars, coords=coords, attrs=attrs),
                           flags={"status": STATUS_NAMES})
+
+
+def _linear(model: Model, y, *, copy: bool) -> np.ndarray:
+    """Linear states ``(patient, time, state)``, read-only: the exponential of the log
+    states taken in place, one contiguous run of log states at a time (the same values as
+    ``model.to_linear``); a model with its own ``to_linear`` is asked for it."""
+    if not isinstance(model, Model) or type(model).to_linear is not Model.to_linear:
+        out = np.asarray(model.to_linear(y))
+    else:
+        out = np.array(y, dtype=np.float64, copy=True) if copy else np.asarray(y, np.float64)
+        log = np.concatenate([[False], model.log_mask, [False]]).astype(np.int8)
+        edges = np.flatnonzero(np.diff(log))
+        for a, b in zip(edges[::2], edges[1::2]):
+            block = out[..., a:b]
+            np.exp(block, out=block)
+    out.flags.writeable = False
+    return out
+
+
+def _observable_attrs(model: Model, y: np.ndarray, p: np.ndarray, info: dict) -> dict:
+    """``{name: {"units", "long_name"}}`` of the model's observables, in the model's order,
+    read off a one-patient, one-time computation (the metadata without the cost)."""
+    with np.errstate(all="ignore"):
+        obs = model.observables(y[:1, :1], p[:1], {k: v[:1] for k, v in info.items()})
+    return {name: {"units": o.units, "long_name": o.long_name} for name, o in obs.items()}
+
+
+def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list) -> dict:
+    """The observables ``names`` (all of them where the model cannot compute a subset)."""
+    if "names" in inspect.signature(model.observables).parameters:
+        return model.observables(y, p, info, names=names)
+    obs = model.observables(y, p, info)
+    return {name: obs[name] for name in names}
+
+
+class LazyObservable(BackendArray):
+    """One observable ``(patient, time)`` of a Dataset, computed when it is read.
+
+    xarray wraps it as a backend array (lazily indexed, cached in memory once loaded), so
+    ``ds[name].values``, ``ds.load()``, ``ds.isel(patient=...)`` and writing a file work
+    as on an eager Dataset. A read computes the observable on the patients asked for and
+    every time (the leukemia's extinction runs along the whole time axis), then takes the
+    times asked for: the values are those of the eager computation on the whole batch, as
+    every observable is elementwise in the patient. Pickling (a Dataset sent to another
+    process) and deep copies carry the computed values.
+    """
+
+    __slots__ = ("model", "y", "p", "info", "name", "shape", "dtype")
+
+    def __init__(self, model: Model, y: np.ndarray, p: np.ndarray, info: dict, name: str):
+        self.model, self.y, self.p, self.info, self.name = model, y, p, info, name
+        self.shape = y.shape[:2]
+        self.dtype = np.dtype(np.float64)
+
+    def __getitem__(self, key):
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC,
+                                                  self._get)
+
+    def _get(self, key: tuple) -> np.ndarray:
+        k_pat, k_time = key
+        rows = slice(k_pat, k_pat + 1) if isinstance(k_pat, (int, np.integer)) else k_pat
+        info = {k: v[rows] for k, v in self.info.items()}
+        y = self.y[rows]
+        data = _compute(self.model, y, self.p[rows], info, [self.name])[self.name].data
+        data = np.broadcast_to(np.asarray(data, dtype=np.float64), y.shape[:2])
+        data = data[:, k_time]
+        return data[0] if rows is not k_pat else data
+
+    def __reduce__(self):
+        return _loaded, (self[indexing.BasicIndexer((slice(None), slice(None)))],)
+
+    def __deepcopy__(self, memo):
+        return self  # immutable: its inputs are read-only
+
+
+def _loaded(values: np.ndarray):
+    return indexing.NumpyIndexingAdapter(values)
 
 
 def _plain(obj):
@@ -180,10 +279,18 @@ def _diff(base, other, prefix: str, out: dict) -> None:
     ``dataclasses.asdict`` (nested dicts flattened to dotted keys) that differ."""
     if base is other:
         return
+    if type(other) in _SCALARS and type(base) in _SCALARS:  # a plain leaf: compare as it is
+        if base != other:
+            out[prefix[:-1]] = other
+        return
     if dataclasses.is_dataclass(other) and not isinstance(other, type):
         if type(base) is type(other):
-            for f in dataclasses.fields(other):
-                _diff(getattr(base, f.name), getattr(other, f.name), f"{prefix}{f.name}.", out)
+            if _equal(base, other):  # a sub-config equal to patient 0's: nothing to list
+                return
+            for name in _field_names(type(other)):
+                b, o = getattr(base, name), getattr(other, name)
+                if b is not o:
+                    _diff(b, o, f"{prefix}{name}.", out)
             return
         other = _plain(dataclasses.asdict(other))
     if isinstance(other, dict) and other:
@@ -208,4 +315,21 @@ def _leaf(v):
     return _plain(v)
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _equal(a, b) -> bool:
+    """``a == b`` for two dataclasses of one type: their generated field-by-field comparison,
+    much faster than walking the leaves and with the walk's answer (both take a value as
+    equal to the same object, so a shared NaN too, and compare the rest with ``==``);
+    False where a field cannot be compared so (an array), which the walk then does."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 _MISSING = object()
+_SCALARS = frozenset((bool, int, float, str, type(None)))
