@@ -118,9 +118,8 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
             data_vars[name] = xr.Variable(dims, indexing.MemoryCachedArray(lazy), attrs)
     else:
         wanted = [name for name in observables if name in keep]
-        for name, obs in _compute(model, y_lin, p, info, wanted).items():
-            data_vars[name] = (dims, np.asarray(obs.data, dtype=np.float64),
-                               {"units": obs.units, "long_name": obs.long_name})
+        for name, data in _compute(model, y_lin, p, info, wanted).items():
+            data_vars[name] = (dims, data, observables[name])
     status = np.asarray(result.status, dtype=np.int64)
     data_vars["status"] = (("patient",), status, {"long_name": STATUS_DESCRIPTION,
                                                   "units": "1"})
@@ -170,6 +169,10 @@ def _linear(model: Model, y, *, copy: bool) -> np.ndarray:
         out = np.asarray(model.to_linear(y))
     else:
         out = np.array(y, dtype=np.float64, copy=True) if copy else np.asarray(y, np.float64)
+        if not out.flags.writeable:
+            raise ValueError("to_dataset(copy=False): the result's states are read-only, "
+                             "already linear if a Dataset was built on them; pass copy=True "
+                             "(or a fresh result)")
         log = np.concatenate([[False], model.log_mask, [False]]).astype(np.int8)
         edges = np.flatnonzero(np.diff(log))
         for a, b in zip(edges[::2], edges[1::2]):
@@ -187,12 +190,29 @@ def _observable_attrs(model: Model, y: np.ndarray, p: np.ndarray, info: dict) ->
     return {name: {"units": o.units, "long_name": o.long_name} for name, o in obs.items()}
 
 
-def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list) -> dict:
-    """The observables ``names`` (all of them where the model cannot compute a subset)."""
-    if "names" in inspect.signature(model.observables).parameters:
-        return model.observables(y, p, info, names=names)
-    obs = model.observables(y, p, info)
-    return {name: obs[name] for name in names}
+CHUNK = 64
+"""Patients per block when observables are computed: a block's states and temporaries stay
+in the CPU caches (the states are strided views of one buffer), and the temporaries of a
+whole batch are never held at once."""
+
+
+def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list,
+             rows=slice(None)) -> dict[str, np.ndarray]:
+    """The observables ``names`` (float64, ``(patient, time)``) of the patients ``rows``,
+    computed :data:`CHUNK` patients at a time. Every observable is elementwise in the
+    patient, so the values are those of one computation on the whole batch."""
+    rows = np.arange(y.shape[0])[rows]
+    subset = "names" in inspect.signature(model.observables).parameters
+    out = {name: np.empty((rows.size, y.shape[1])) for name in names}
+    for a in range(0, rows.size, CHUNK):
+        r = rows[a:a + CHUNK]
+        sel = slice(r[0], r[-1] + 1) if r[-1] - r[0] + 1 == r.size else r  # a run: a view
+        ys, ps, inf = y[sel], p[sel], {k: v[sel] for k, v in info.items()}
+        obs = model.observables(ys, ps, inf, names=names) if subset else \
+            model.observables(ys, ps, inf)
+        for name in names:
+            out[name][a:a + r.size] = np.asarray(obs[name].data, dtype=np.float64)
+    return out
 
 
 class LazyObservable(BackendArray):
@@ -220,13 +240,11 @@ class LazyObservable(BackendArray):
 
     def _get(self, key: tuple) -> np.ndarray:
         k_pat, k_time = key
-        rows = slice(k_pat, k_pat + 1) if isinstance(k_pat, (int, np.integer)) else k_pat
-        info = {k: v[rows] for k, v in self.info.items()}
-        y = self.y[rows]
-        data = _compute(self.model, y, self.p[rows], info, [self.name])[self.name].data
-        data = np.broadcast_to(np.asarray(data, dtype=np.float64), y.shape[:2])
+        scalar = isinstance(k_pat, (int, np.integer))
+        rows = slice(k_pat, k_pat + 1) if scalar else k_pat
+        data = _compute(self.model, self.y, self.p, self.info, [self.name], rows)[self.name]
         data = data[:, k_time]
-        return data[0] if rows is not k_pat else data
+        return data[0] if scalar else data
 
     def __reduce__(self):
         return _loaded, (self[indexing.BasicIndexer((slice(None), slice(None)))],)
@@ -288,9 +306,7 @@ def _diff(base, other, prefix: str, out: dict) -> None:
             if _equal(base, other):  # a sub-config equal to patient 0's: nothing to list
                 return
             for name in _field_names(type(other)):
-                b, o = getattr(base, name), getattr(other, name)
-                if b is not o:
-                    _diff(b, o, f"{prefix}{name}.", out)
+                _diff_item(getattr(base, name), getattr(other, name), prefix, name, out)
             return
         other = _plain(dataclasses.asdict(other))
     if isinstance(other, dict) and other:
@@ -299,7 +315,7 @@ def _diff(base, other, prefix: str, out: dict) -> None:
         if not isinstance(base, dict):
             base = {}
         for k, v in other.items():
-            _diff(base.get(k, _MISSING), v, f"{prefix}{k}.", out)
+            _diff_item(base.get(k, _MISSING), v, prefix, k, out)
         return
     value = _leaf(other)
     if base is _MISSING or _leaf(base) != value:
@@ -313,6 +329,17 @@ def _leaf(v):
     if isinstance(v, (list, tuple)):
         return [_leaf(x) for x in v]
     return _plain(v)
+
+
+def _diff_item(base, other, prefix: str, key, out: dict) -> None:
+    """:func:`_diff` of one field or dict item, a plain leaf compared here (most are)."""
+    if base is other:
+        return
+    if type(other) in _SCALARS and type(base) in _SCALARS:
+        if base != other:
+            out[f"{prefix}{key}"] = other
+        return
+    _diff(base, other, f"{prefix}{key}.", out)
 
 
 @functools.cache

@@ -1,0 +1,155 @@
+"""The lean result (issue 18): states are views of the solver's buffer, observables lazy.
+
+Every value must be what the eager assembly gave: the lazily computed observables equal
+``model.observables`` of the whole batch exactly, on any subset of patients and times, after
+pickling and copying; selecting ``variables`` computes those at once and keeps no other state.
+"""
+
+import copy
+import dataclasses
+import pickle
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import cartsim
+from cartsim.batch import LazyObservable, to_dataset
+from cartsim.models import get_model
+from cartsim.simulation import finish, prepare, solve_prepared
+
+MODEL = get_model("cd7")
+
+
+def _cohort():
+    base = cartsim.Scenario()
+    reg = base.regimen
+    return [base,
+            dataclasses.replace(base, model=cartsim.ModelConfig(params={"k_switch": 1e-3})),
+            dataclasses.replace(base, regimen=dataclasses.replace(reg, car_dose_per_kg=1e5)),
+            dataclasses.replace(base, patient=dataclasses.replace(base.patient,
+                                                                  marrow_blast_pct=80.0)),
+            dataclasses.replace(base, regimen=dataclasses.replace(reg, hsct_day=60.0)),
+            dataclasses.replace(base, regimen=dataclasses.replace(reg, toci_il6_threshold=50.0))]
+
+
+@pytest.fixture(scope="module")
+def batch():
+    b = prepare(_cohort())
+    res = solve_prepared(b)
+    res.y[-1, 200:] = np.nan  # a solve failed on day 195: NaN from there on, as the solver does
+    res.status[-1] = 3
+    return b, res
+
+
+@pytest.fixture(scope="module")
+def ds(batch):
+    b, res = batch
+    return finish(b, dataclasses.replace(res, y=res.y.copy()))
+
+
+def _eager(batch):
+    """The eager reference: ``model.to_linear`` and every observable of the whole batch."""
+    b, res = batch
+    y = MODEL.to_linear(res.y)
+    p = np.stack([pr.p for pr in b.problems])
+    keys = [k for k, v in b.problems[0].info.items() if np.isscalar(v)]
+    info = {k: np.array([pr.info[k] for pr in b.problems]) for k in keys}
+    return y, {k: np.asarray(o.data, dtype=np.float64)
+               for k, o in MODEL.observables(y, p, info).items()}
+
+
+def test_states_are_read_only_views_of_one_linear_buffer(batch, ds):
+    y, _ = _eager(batch)
+    assert ds["status"].values[-1] != 0  # the batch holds a failed solve (NaN states)
+    bases = set()
+    for i, name in enumerate(MODEL.state_names):
+        values = ds[name].values
+        np.testing.assert_array_equal(values, y[..., i])  # the same values, NaN included
+        assert not values.flags.writeable and not values.flags.owndata
+        bases.add(id(values.base if values.base is not None else values))
+    assert len(bases) == 1
+    deep = ds.copy(deep=True)
+    deep["il6"][0, 10] = 0.0  # a deep copy is the user's own, writeable
+    assert ds["il6"].values[0, 10] != 0.0
+
+
+def test_observables_are_lazy_until_read_and_equal_the_eager_ones(batch):
+    b, res = batch
+    ds = finish(b, dataclasses.replace(res, y=res.y.copy()))
+    _, eager = _eager(batch)
+    assert set(eager) <= set(ds.data_vars)
+    for name in eager:
+        assert not ds[name].variable._in_memory, name
+    for name, values in eager.items():
+        got = ds[name].values
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, values, err_msg=name)  # exact, NaN where NaN
+        assert ds[name].variable._in_memory  # cached once read
+
+
+def test_any_subset_of_a_lazy_observable_equals_the_subset_of_the_whole(batch, ds):
+    _, eager = _eager(batch)
+    cases = [dict(patient=2), dict(patient=[4, 1]), dict(patient=slice(1, 5, 2)),
+             dict(time=slice(100, 40, -3)), dict(patient=3, time=7),
+             dict(patient=[0, 5], time=[300, 2, 50])]
+    for name in ("marrow_blast_pct", "blast_cd7neg_pct", "car_copies_per_ug", "em_volume_cm3"):
+        fresh = ds.copy()  # a shallow copy does not share the cache: each read computes
+        for sel in cases:
+            want = xr.DataArray(eager[name], dims=("patient", "time")).isel(sel).values
+            got = fresh[name].isel(sel).values
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} {sel}")
+
+
+def test_a_subset_of_observables_equals_the_same_of_all(batch):
+    y, eager = _eager(batch)
+    b, _ = batch
+    p = np.stack([pr.p for pr in b.problems])
+    info = {k: np.array([pr.info[k] for pr in b.problems])
+            for k, v in b.problems[0].info.items() if np.isscalar(v)}
+    for name in eager:
+        one = MODEL.observables(y, p, info, names=[name])
+        assert list(one) == [name]
+        np.testing.assert_array_equal(one[name].data, eager[name], err_msg=name)
+
+
+def test_pickling_and_copies_carry_the_values(ds):
+    ds = ds.copy()
+    for other in (pickle.loads(pickle.dumps(ds)), copy.deepcopy(ds), ds.copy(deep=True)):
+        xr.testing.assert_identical(other, ds)
+        assert not any(isinstance(v.variable._data, LazyObservable) for v in other.values())
+
+
+def test_selected_variables_are_computed_at_once_and_keep_nothing_else(batch):
+    b, res = batch
+    _, eager = _eager(batch)
+    full = finish(b, dataclasses.replace(res, y=res.y.copy()))
+    lean = finish(b, dataclasses.replace(res, y=res.y.copy()),
+                  variables=["car_pct_of_t", "il6"])
+    for name in ("car_pct_of_t", "il6"):
+        values = lean[name].values
+        assert lean[name].variable._in_memory
+        np.testing.assert_array_equal(values, full[name].values)
+        owner = values.base if values.base is not None else values
+        assert owner.nbytes == values.nbytes  # its own block, not a view of every state
+    assert "car_eff" not in lean and "wbc_per_ul" not in lean
+
+
+def test_to_dataset_leaves_the_result_alone_unless_told(batch):
+    b, res = batch
+    res = dataclasses.replace(res, y=res.y.copy())
+    before = res.y.copy()
+    args = (MODEL, b.problems, b.t_record, res, b.scenarios)
+    a = to_dataset(*args, method=b.method)
+    np.testing.assert_array_equal(res.y, before)  # copy=True (the default): untouched
+    c = to_dataset(*args, method=b.method, copy=False)  # built on res.y: now linear
+    xr.testing.assert_identical(a.drop_attrs(), c.drop_attrs())
+    assert not res.y.flags.writeable
+    with pytest.raises(ValueError, match="copy=True"):
+        to_dataset(*args, method=b.method, copy=False)  # never exponentiated twice
+
+
+def test_endpoints_of_the_lazy_dataset_equal_those_of_a_loaded_one(ds):
+    lazy = cartsim.endpoints(ds.copy())
+    loaded = cartsim.endpoints(ds.copy().load())
+    xr.testing.assert_identical(lazy, loaded)
