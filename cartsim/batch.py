@@ -76,7 +76,7 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
                copy: bool = True) -> xr.Dataset:
     """Assemble the self-describing Dataset from a batch result on its times ``t_eval``
     (``variables``: see :func:`simulate`; ``optional``: more to keep where the model has
-    them).
+    them, and the observables computed together when one of them is first read whole).
 
     No state is copied: each state variable is a view of one linear state buffer (the
     solver's ``y[patient, time, state]`` with the log states exponentiated in place), made
@@ -113,8 +113,9 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
             data = y_lin[..., i] if keep is None else y_lin[..., i].copy()
             data_vars[st.name] = (dims, data, {"units": st.units, "long_name": st.long_name})
     if keep is None:
+        source = _Source(model, y_lin, p, info, [n for n in optional if n in observables])
         for name, attrs in observables.items():
-            lazy = indexing.LazilyIndexedArray(LazyObservable(model, y_lin, p, info, name))
+            lazy = indexing.LazilyIndexedArray(LazyObservable(source, name))
             data_vars[name] = xr.Variable(dims, indexing.MemoryCachedArray(lazy), attrs)
     else:
         wanted = [name for name in observables if name in keep]
@@ -215,6 +216,32 @@ def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list
     return out
 
 
+class _Source:
+    """What the lazy observables of one Dataset share: the linear states ``y``, the
+    parameters ``p``, the per-patient ``info``, and a ``group`` of observables computed
+    together, sharing their intermediates, on the first whole read of any of them (the
+    ones the clinical endpoints read, which read them all); the others wait in ``pending``
+    until read. Every other read computes the one observable asked for."""
+
+    def __init__(self, model: Model, y: np.ndarray, p: np.ndarray, info: dict,
+                 group: Sequence[str] = ()):
+        self.model, self.y, self.p, self.info = model, y, p, info
+        self.group, self.pending = list(group), {}
+
+    def compute(self, name: str, rows) -> np.ndarray:
+        if range(self.y.shape[0])[rows] != range(self.y.shape[0]):
+            return _compute(self.model, self.y, self.p, self.info, [name], rows)[name]
+        if name in self.pending:
+            return self.pending.pop(name)
+        names = [name]
+        if name in self.group:
+            names += [g for g in self.group if g != name]
+            self.group = []  # once: a later read (a copy's) computes its own only
+        out = _compute(self.model, self.y, self.p, self.info, names)
+        self.pending.update((k, v) for k, v in out.items() if k != name)
+        return out[name]
+
+
 class LazyObservable(BackendArray):
     """One observable ``(patient, time)`` of a Dataset, computed when it is read.
 
@@ -223,15 +250,16 @@ class LazyObservable(BackendArray):
     as on an eager Dataset. A read computes the observable on the patients asked for and
     every time (the leukemia's extinction runs along the whole time axis), then takes the
     times asked for: the values are those of the eager computation on the whole batch, as
-    every observable is elementwise in the patient. Pickling (a Dataset sent to another
-    process) and deep copies carry the computed values.
+    every observable is elementwise in the patient. Reading one of a group (``_Source``)
+    whole computes the group. Pickling (a Dataset sent to another process) and deep copies
+    carry the computed values.
     """
 
-    __slots__ = ("model", "y", "p", "info", "name", "shape", "dtype")
+    __slots__ = ("source", "name", "shape", "dtype")
 
-    def __init__(self, model: Model, y: np.ndarray, p: np.ndarray, info: dict, name: str):
-        self.model, self.y, self.p, self.info, self.name = model, y, p, info, name
-        self.shape = y.shape[:2]
+    def __init__(self, source: _Source, name: str):
+        self.source, self.name = source, name
+        self.shape = source.y.shape[:2]
         self.dtype = np.dtype(np.float64)
 
     def __getitem__(self, key):
@@ -241,8 +269,7 @@ class LazyObservable(BackendArray):
     def _get(self, key: tuple) -> np.ndarray:
         k_pat, k_time = key
         scalar = isinstance(k_pat, (int, np.integer))
-        rows = slice(k_pat, k_pat + 1) if scalar else k_pat
-        data = _compute(self.model, self.y, self.p, self.info, [self.name], rows)[self.name]
+        data = self.source.compute(self.name, slice(k_pat, k_pat + 1) if scalar else k_pat)
         data = data[:, k_time]
         return data[0] if scalar else data
 

@@ -153,3 +153,25 @@ def test_endpoints_of_the_lazy_dataset_equal_those_of_a_loaded_one(ds):
     lazy = cartsim.endpoints(ds.copy())
     loaded = cartsim.endpoints(ds.copy().load())
     xr.testing.assert_identical(lazy, loaded)
+
+
+def test_the_endpoints_observables_are_computed_together_on_a_first_whole_read(batch):
+    from cartsim.grid import ENDPOINT_VARIABLES
+
+    b, res = batch
+    _, eager = _eager(batch)
+    ds = finish(b, dataclasses.replace(res, y=res.y.copy()))
+    lazy = ds["marrow_blast_pct"].variable._data.array.array
+    assert isinstance(lazy, LazyObservable)
+    group = {n for n in ENDPOINT_VARIABLES if n in eager}
+    assert len(group) >= 5
+    ds["marrow_blast_pct"].isel(patient=[0, 2]).values  # a partial read: that one only
+    assert lazy.source.pending == {}
+    ds["marrow_blast_pct"].values  # a whole read: the group, the others waiting
+    assert set(lazy.source.pending) == group - {"marrow_blast_pct"}
+    for name in sorted(group):
+        np.testing.assert_array_equal(ds[name].values, eager[name], err_msg=name)
+    assert lazy.source.pending == {}  # each handed over once, held by its variable only
+    again = ds.copy()  # a copy's read computes its own, the group only once
+    np.testing.assert_array_equal(again["anc_per_ul"].values, eager["anc_per_ul"])
+    assert lazy.source.pending == {}
