@@ -78,13 +78,14 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     (``variables``: see :func:`simulate`; ``optional``: more to keep where the model has
     them, and the observables computed together when one of them is first read whole).
 
-    No state is copied: each state variable is a view of one linear state buffer (the
-    solver's ``y[patient, time, state]`` with the log states exponentiated in place), made
-    read-only because the observables are computed from it. With ``variables=None`` the
-    observables are lazy (:class:`LazyObservable`): each is computed on first access, on
-    the patients asked for, with the values an eager computation gives. With ``variables``
-    the kept observables are computed at once and the kept states copied out, so that the
-    result does not hold the other states' memory. ``copy=False`` builds on
+    Nothing is copied or computed ahead: the Dataset holds one linear state buffer (the
+    solver's ``y[patient, time, state]`` with the log states exponentiated in place,
+    read-only), and with ``variables=None`` every (patient, time) variable is lazy: a state
+    (:class:`LazyState`) is copied out of the buffer when read, an observable
+    (:class:`LazyObservable`) computed when read, on the patients asked for, with the
+    values an eager computation gives, and kept. Assigning to a variable copies it first
+    (the buffer never changes). With ``variables`` the kept observables are computed at
+    once and the kept states copied out, so that the result does not hold the others. ``copy=False`` builds on
     ``result.y`` itself (what :func:`cartsim.simulate` does with a result nobody else
     sees): it then holds linear values and is read-only.
     """
@@ -109,14 +110,16 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
         keep |= set(optional)
     data_vars = {}
     for i, st in enumerate(model.states):
-        if keep is None or st.name in keep:
-            data = y_lin[..., i] if keep is None else y_lin[..., i].copy()
-            data_vars[st.name] = (dims, data, {"units": st.units, "long_name": st.long_name})
+        attrs = {"units": st.units, "long_name": st.long_name}
+        if keep is None:
+            data_vars[st.name] = xr.Variable(dims, _lazy(LazyState(y_lin, i)), attrs)
+        elif st.name in keep:
+            data_vars[st.name] = (dims, y_lin[..., i].copy(), attrs)
     if keep is None:
         source = _Source(model, y_lin, p, info, [n for n in optional if n in observables])
         for name, attrs in observables.items():
-            lazy = indexing.LazilyIndexedArray(LazyObservable(source, name))
-            data_vars[name] = xr.Variable(dims, indexing.MemoryCachedArray(lazy), attrs)
+            data_vars[name] = xr.Variable(dims, _lazy(LazyObservable(source, name), cache=True),
+                                          attrs)
     else:
         wanted = [name for name in observables if name in keep]
         for name, data in _compute(model, y_lin, p, info, wanted).items():
@@ -278,6 +281,41 @@ class LazyObservable(BackendArray):
 
     def __deepcopy__(self, memo):
         return self  # immutable: its inputs are read-only
+
+
+class LazyState(BackendArray):
+    """One state ``(patient, time)`` of a Dataset: its column of the linear state buffer
+    ``y[patient, time, state]``, copied out contiguous when read (the column itself is
+    strided: every later pass over it would read the whole buffer). Not cached: a read
+    costs one pass over its part of the buffer and holds no memory in the Dataset."""
+
+    __slots__ = ("y", "index", "shape", "dtype")
+
+    def __init__(self, y: np.ndarray, index: int):
+        self.y, self.index = y, index
+        self.shape = y.shape[:2]
+        self.dtype = y.dtype
+
+    def __getitem__(self, key):
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC,
+                                                  self._get)
+
+    def _get(self, key: tuple) -> np.ndarray:
+        return self.y[(*key, self.index)].copy()  # C-contiguous, the reader's own
+
+    def __reduce__(self):
+        return _loaded, (self[indexing.BasicIndexer((slice(None), slice(None)))],)
+
+    def __deepcopy__(self, memo):
+        return self  # immutable: the buffer is read-only
+
+
+def _lazy(array: BackendArray, cache: bool = False):
+    """``array`` wrapped as xarray wraps a file's variables: lazily indexed, copied on the
+    first write (so a Dataset's values can be assigned to, as an eager one's), and kept in
+    memory once read where ``cache``."""
+    data = indexing.CopyOnWriteArray(indexing.LazilyIndexedArray(array))
+    return indexing.MemoryCachedArray(data) if cache else data
 
 
 def _loaded(values: np.ndarray):

@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 import cartsim
-from cartsim.batch import LazyObservable, to_dataset
+from cartsim.batch import LazyObservable, LazyState, to_dataset
 from cartsim.models import get_model
 from cartsim.simulation import finish, prepare, solve_prepared
 
@@ -59,19 +59,27 @@ def _eager(batch):
                for k, o in MODEL.observables(y, p, info).items()}
 
 
-def test_states_are_read_only_views_of_one_linear_buffer(batch, ds):
+def test_states_are_read_from_one_linear_buffer_and_assignable(batch, ds):
     y, _ = _eager(batch)
     assert ds["status"].values[-1] != 0  # the batch holds a failed solve (NaN states)
-    bases = set()
+    sources = set()
     for i, name in enumerate(MODEL.state_names):
+        assert not ds[name].variable._in_memory, name
         values = ds[name].values
         np.testing.assert_array_equal(values, y[..., i])  # the same values, NaN included
-        assert not values.flags.writeable and not values.flags.owndata
-        bases.add(id(values.base if values.base is not None else values))
-    assert len(bases) == 1
-    deep = ds.copy(deep=True)
-    deep["il6"][0, 10] = 0.0  # a deep copy is the user's own, writeable
-    assert ds["il6"].values[0, 10] != 0.0
+        assert values.flags.c_contiguous
+        np.testing.assert_array_equal(ds[name].isel(patient=[3, 1], time=slice(5, 50, 7)).values,
+                                      y[[3, 1], 5:50:7, i])
+        lazy = ds[name].variable._data.array.array
+        assert isinstance(lazy, LazyState) and not lazy.y.flags.writeable
+        sources.add(id(lazy.y))
+    assert len(sources) == 1
+    mine = ds.copy(deep=True)
+    mine["il6"][1, 40:] = np.nan  # assignable, as an eager Dataset (copied on write)
+    mine["car_eff"][0, 10] = 0.0
+    assert np.isnan(mine["il6"].values[1, 41]) and mine["car_eff"].values[0, 10] == 0.0
+    np.testing.assert_array_equal(ds["il6"].values, y[..., MODEL.state_names.index("il6")])
+    np.testing.assert_array_equal(ds["car_eff"].values, y[..., 0])
 
 
 def test_observables_are_lazy_until_read_and_equal_the_eager_ones(batch):
@@ -117,7 +125,8 @@ def test_pickling_and_copies_carry_the_values(ds):
     ds = ds.copy()
     for other in (pickle.loads(pickle.dumps(ds)), copy.deepcopy(ds), ds.copy(deep=True)):
         xr.testing.assert_identical(other, ds)
-        assert not any(isinstance(v.variable._data, LazyObservable) for v in other.values())
+        for name in ("il6", "car_total"):
+            assert other[name].values.flags.writeable
 
 
 def test_selected_variables_are_computed_at_once_and_keep_nothing_else(batch):
@@ -161,7 +170,7 @@ def test_the_endpoints_observables_are_computed_together_on_a_first_whole_read(b
     b, res = batch
     _, eager = _eager(batch)
     ds = finish(b, dataclasses.replace(res, y=res.y.copy()))
-    lazy = ds["marrow_blast_pct"].variable._data.array.array
+    lazy = ds["marrow_blast_pct"].variable._data.array.array.array
     assert isinstance(lazy, LazyObservable)
     group = {n for n in ENDPOINT_VARIABLES if n in eager}
     assert len(group) >= 5
