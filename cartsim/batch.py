@@ -109,14 +109,16 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
                              f"{list(observables)}")
         keep |= set(optional)
     data_vars = {}
+    if keep is None:
+        source = _Source(model, y_lin, p, info, [n for n in optional if n in observables
+                                                 or n in model.state_names])
     for i, st in enumerate(model.states):
         attrs = {"units": st.units, "long_name": st.long_name}
         if keep is None:
-            data_vars[st.name] = xr.Variable(dims, _lazy(LazyState(y_lin, i)), attrs)
+            data_vars[st.name] = xr.Variable(dims, _lazy(LazyState(source, st.name, i)), attrs)
         elif st.name in keep:
             data_vars[st.name] = (dims, y_lin[..., i].copy(), attrs)
     if keep is None:
-        source = _Source(model, y_lin, p, info, [n for n in optional if n in observables])
         for name, attrs in observables.items():
             data_vars[name] = xr.Variable(dims, _lazy(LazyObservable(source, name), cache=True),
                                           attrs)
@@ -202,29 +204,38 @@ whole batch are never held at once."""
 
 def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list,
              rows=slice(None)) -> dict[str, np.ndarray]:
-    """The observables ``names`` (float64, ``(patient, time)``) of the patients ``rows``,
-    computed :data:`CHUNK` patients at a time. Every observable is elementwise in the
-    patient, so the values are those of one computation on the whole batch."""
+    """The variables ``names`` (float64, ``(patient, time)``) of the patients ``rows``,
+    states copied out of ``y`` and observables computed, :data:`CHUNK` patients at a time
+    (one pass over ``y`` for all of them). Every observable is elementwise in the patient,
+    so the values are those of one computation on the whole batch."""
     rows = np.arange(y.shape[0])[rows]
+    state = {n: i for i, n in enumerate(model.state_names) if n in names}
+    wanted = [n for n in names if n not in state]
     subset = "names" in inspect.signature(model.observables).parameters
     out = {name: np.empty((rows.size, y.shape[1])) for name in names}
     for a in range(0, rows.size, CHUNK):
         r = rows[a:a + CHUNK]
         sel = slice(r[0], r[-1] + 1) if r[-1] - r[0] + 1 == r.size else r  # a run: a view
-        ys, ps, inf = y[sel], p[sel], {k: v[sel] for k, v in info.items()}
-        obs = model.observables(ys, ps, inf, names=names) if subset else \
+        ys = y[sel]
+        for name, i in state.items():
+            out[name][a:a + r.size] = ys[..., i]
+        if not wanted:
+            continue
+        ps, inf = p[sel], {k: v[sel] for k, v in info.items()}
+        obs = model.observables(ys, ps, inf, names=wanted) if subset else \
             model.observables(ys, ps, inf)
-        for name in names:
+        for name in wanted:
             out[name][a:a + r.size] = np.asarray(obs[name].data, dtype=np.float64)
     return out
 
 
 class _Source:
-    """What the lazy observables of one Dataset share: the linear states ``y``, the
-    parameters ``p``, the per-patient ``info``, and a ``group`` of observables computed
-    together, sharing their intermediates, on the first whole read of any of them (the
-    ones the clinical endpoints read, which read them all); the others wait in ``pending``
-    until read. Every other read computes the one observable asked for."""
+    """What the lazy variables of one Dataset share: the linear states ``y``, the
+    parameters ``p``, the per-patient ``info``, and a ``group`` of variables (states and
+    observables) computed together, in one pass over ``y`` and sharing the observables'
+    intermediates, on the first whole read of any of them (the ones the clinical endpoints
+    read, which read them all); the others wait in ``pending`` until read. Every other
+    read computes the one variable asked for."""
 
     def __init__(self, model: Model, y: np.ndarray, p: np.ndarray, info: dict,
                  group: Sequence[str] = ()):
@@ -287,21 +298,26 @@ class LazyState(BackendArray):
     """One state ``(patient, time)`` of a Dataset: its column of the linear state buffer
     ``y[patient, time, state]``, copied out contiguous when read (the column itself is
     strided: every later pass over it would read the whole buffer). Not cached: a read
-    costs one pass over its part of the buffer and holds no memory in the Dataset."""
+    costs one pass over its part of the buffer and holds no memory in the Dataset; the
+    first whole read of one of the source's group copies the group's out in one pass."""
 
-    __slots__ = ("y", "index", "shape", "dtype")
+    __slots__ = ("source", "name", "index", "shape", "dtype")
 
-    def __init__(self, y: np.ndarray, index: int):
-        self.y, self.index = y, index
-        self.shape = y.shape[:2]
-        self.dtype = y.dtype
+    def __init__(self, source: _Source, name: str, index: int):
+        self.source, self.name, self.index = source, name, index
+        self.shape = source.y.shape[:2]
+        self.dtype = source.y.dtype
 
     def __getitem__(self, key):
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC,
                                                   self._get)
 
     def _get(self, key: tuple) -> np.ndarray:
-        return self.y[(*key, self.index)].copy()  # C-contiguous, the reader's own
+        k_pat, k_time = key
+        n = self.shape[0]
+        if isinstance(k_pat, slice) and range(n)[k_pat] == range(n):
+            return self.source.compute(self.name, k_pat)[:, k_time]
+        return self.source.y[(k_pat, k_time, self.index)].copy()  # C-contiguous, its own
 
     def __reduce__(self):
         return _loaded, (self[indexing.BasicIndexer((slice(None), slice(None)))],)
