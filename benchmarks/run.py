@@ -661,7 +661,7 @@ def main(argv=None):
           f"to_dataset {1e3 * b['t_ds'] / n_ph:.3f} ms/patient ({b['t_ds']:.1f} s)")
     print(f"  peak RSS {b['rss1_kb'] / mb:.0f} MB (after import and warm-up {b['rss0_kb'] / mb:.0f}"
           f" MB); output Dataset {b['nbytes_ds'] / 1e6:.0f} MB as if all loaded "
-          f"({b['nbytes_ds'] / b['n'] / 1e3:.1f} kB/patient; observables lazy); raw solver "
+          f"({b['nbytes_ds'] / b['n'] / 1e3:.1f} kB/patient; states and observables lazy); raw "
           f"states {b['nbytes_y'] / 1e6:.0f} MB")
     if "t_ep" in b:
         print(f"  then cartsim.endpoints of it: {b['t_ep']:.2f} s "
