@@ -16,19 +16,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
+import inspect
 import json
 from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
 import yaml
+from xarray.backends import BackendArray
+from xarray.core import indexing
 
 from cartsim.cf import cf_conventions
 from cartsim.models.base import Model, Problem
 from cartsim.scenario import Scenario
 
-__all__ = ["STATUS_DESCRIPTION", "as_batch", "patient_overrides", "scenario_yaml",
-           "to_dataset"]
+__all__ = ["STATUS_DESCRIPTION", "LazyObservable", "as_batch", "patient_overrides",
+           "scenario_yaml", "to_dataset"]
 
 
 def _as_scenario(obj) -> Scenario:
@@ -68,21 +72,33 @@ STATUS_DESCRIPTION = "solver status: 0 success, 1 max steps, 2 step-size underfl
 
 def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result,
                scenarios: list[Scenario], *, method: str,
-               variables: Sequence[str] | None = None, optional: Sequence[str] = ()
-               ) -> xr.Dataset:
+               variables: Sequence[str] | None = None, optional: Sequence[str] = (),
+               copy: bool = True) -> xr.Dataset:
     """Assemble the self-describing Dataset from a batch result on its times ``t_eval``
     (``variables``: see :func:`simulate`; ``optional``: more to keep where the model has
-    them)."""
+    them, and the observables computed together when one of them is first read whole).
+
+    Nothing is copied or computed ahead: the Dataset holds one linear state buffer (the
+    solver's ``y[patient, time, state]`` with the log states exponentiated in place,
+    read-only), and with ``variables=None`` every (patient, time) variable is lazy: a state
+    (:class:`LazyState`) is copied out of the buffer when read, an observable
+    (:class:`LazyObservable`) computed when read, on the patients asked for, with the
+    values an eager computation gives, and kept. Assigning to a variable copies it first
+    (the buffer never changes). With ``variables`` the kept observables are computed at
+    once and the kept states copied out, so that the result does not hold the others. ``copy=False`` builds on
+    ``result.y`` itself (what :func:`cartsim.simulate` does with a result nobody else
+    sees): it then holds linear values and is read-only.
+    """
     from cartsim import __version__
     from cartsim.solvers.api import STATUS_NAMES
 
     n_pat = len(problems)
-    y_lin = model.to_linear(result.y)  # (patient, time, state)
+    y_lin = _linear(model, result.y, copy=copy)  # (patient, time, state), read-only
     p = np.stack([pr.p for pr in problems])
     info_keys = [k for k, v in problems[0].info.items() if np.isscalar(v)]
     info = {k: np.array([pr.info[k] for pr in problems]) for k in info_keys}
     dims = ("patient", "time")
-    observables = model.observables(y_lin, p, info)
+    observables = _observable_attrs(model, y_lin, p, info)
     keep = None
     if variables is not None:
         keep = set(variables)
@@ -93,18 +109,29 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
                              f"{list(observables)}")
         keep |= set(optional)
     data_vars = {}
+    if keep is None:
+        source = _Source(model, y_lin, p, info, [n for n in optional if n in observables
+                                                 or n in model.state_names])
     for i, st in enumerate(model.states):
-        if keep is None or st.name in keep:
-            data_vars[st.name] = (dims, y_lin[..., i],
-                                  {"units": st.units, "long_name": st.long_name})
-    for name, obs in observables.items():
-        if keep is None or name in keep:
-            data_vars[name] = (dims, np.asarray(obs.data, dtype=np.float64),
-                               {"units": obs.units, "long_name": obs.long_name})
+        attrs = {"units": st.units, "long_name": st.long_name}
+        if keep is None:
+            data_vars[st.name] = xr.Variable(dims, _lazy(LazyState(source, st.name, i)), attrs)
+        elif st.name in keep:
+            data_vars[st.name] = (dims, y_lin[..., i].copy(), attrs)
+    if keep is None:
+        for name, attrs in observables.items():
+            data_vars[name] = xr.Variable(dims, _lazy(LazyObservable(source, name), cache=True),
+                                          attrs)
+    else:
+        wanted = [name for name in observables if name in keep]
+        for name, data in _compute(model, y_lin, p, info, wanted).items():
+            data_vars[name] = (dims, data, observables[name])
     status = np.asarray(result.status, dtype=np.int64)
     data_vars["status"] = (("patient",), status, {"long_name": STATUS_DESCRIPTION,
                                                   "units": "1"})
-    data_vars["status_name"] = (("patient",), np.array([STATUS_NAMES[int(s)] for s in status]),
+    codes, which = np.unique(status, return_inverse=True)
+    data_vars["status_name"] = (("patient",),
+                                np.array([STATUS_NAMES[int(c)] for c in codes])[which],
                                 {"long_name": "solver status"})
     stats = np.asarray(result.stats)
     for j, (nm, long_name) in enumerate((("n_steps", "accepted solver steps"),
@@ -138,6 +165,177 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
         attrs["patient_overrides"] = patient_overrides(scenarios)
     return cf_conventions(xr.Dataset(data_vars, coords=coords, attrs=attrs),
                           flags={"status": STATUS_NAMES})
+
+
+def _linear(model: Model, y, *, copy: bool) -> np.ndarray:
+    """Linear states ``(patient, time, state)``, read-only: the exponential of the log
+    states taken in place, one contiguous run of log states at a time (the same values as
+    ``model.to_linear``); a model with its own ``to_linear`` is asked for it."""
+    if not isinstance(model, Model) or type(model).to_linear is not Model.to_linear:
+        out = np.asarray(model.to_linear(y))
+    else:
+        out = np.array(y, dtype=np.float64, copy=True) if copy else np.asarray(y, np.float64)
+        if not out.flags.writeable:
+            raise ValueError("to_dataset(copy=False): the result's states are read-only, "
+                             "already linear if a Dataset was built on them; pass copy=True "
+                             "(or a fresh result)")
+        log = np.concatenate([[False], model.log_mask, [False]]).astype(np.int8)
+        edges = np.flatnonzero(np.diff(log))
+        for a, b in zip(edges[::2], edges[1::2]):
+            block = out[..., a:b]
+            np.exp(block, out=block)
+    out.flags.writeable = False
+    return out
+
+
+def _observable_attrs(model: Model, y: np.ndarray, p: np.ndarray, info: dict) -> dict:
+    """``{name: {"units", "long_name"}}`` of the model's observables, in the model's order,
+    read off a one-patient, one-time computation (the metadata without the cost)."""
+    with np.errstate(all="ignore"):
+        obs = model.observables(y[:1, :1], p[:1], {k: v[:1] for k, v in info.items()})
+    return {name: {"units": o.units, "long_name": o.long_name} for name, o in obs.items()}
+
+
+CHUNK = 64
+"""Patients per block when observables are computed: a block's states and temporaries stay
+in the CPU caches (the states are strided views of one buffer), and the temporaries of a
+whole batch are never held at once."""
+
+
+def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list,
+             rows=slice(None)) -> dict[str, np.ndarray]:
+    """The variables ``names`` (float64, ``(patient, time)``) of the patients ``rows``,
+    states copied out of ``y`` and observables computed, :data:`CHUNK` patients at a time
+    (one pass over ``y`` for all of them). Every observable is elementwise in the patient,
+    so the values are those of one computation on the whole batch."""
+    rows = np.arange(y.shape[0])[rows]
+    state = {n: i for i, n in enumerate(model.state_names) if n in names}
+    wanted = [n for n in names if n not in state]
+    subset = "names" in inspect.signature(model.observables).parameters
+    out = {name: np.empty((rows.size, y.shape[1])) for name in names}
+    for a in range(0, rows.size, CHUNK):
+        r = rows[a:a + CHUNK]
+        sel = slice(r[0], r[-1] + 1) if r[-1] - r[0] + 1 == r.size else r  # a run: a view
+        ys = y[sel]
+        for name, i in state.items():
+            out[name][a:a + r.size] = ys[..., i]
+        if not wanted:
+            continue
+        ps, inf = p[sel], {k: v[sel] for k, v in info.items()}
+        obs = model.observables(ys, ps, inf, names=wanted) if subset else \
+            model.observables(ys, ps, inf)
+        for name in wanted:
+            out[name][a:a + r.size] = np.asarray(obs[name].data, dtype=np.float64)
+    return out
+
+
+class _Source:
+    """What the lazy variables of one Dataset share: the linear states ``y``, the
+    parameters ``p``, the per-patient ``info``, and a ``group`` of variables (states and
+    observables) computed together, in one pass over ``y`` and sharing the observables'
+    intermediates, on the first whole read of any of them (the ones the clinical endpoints
+    read, which read them all); the others wait in ``pending`` until read. Every other
+    read computes the one variable asked for."""
+
+    def __init__(self, model: Model, y: np.ndarray, p: np.ndarray, info: dict,
+                 group: Sequence[str] = ()):
+        self.model, self.y, self.p, self.info = model, y, p, info
+        self.group, self.pending = list(group), {}
+
+    def compute(self, name: str, rows) -> np.ndarray:
+        if range(self.y.shape[0])[rows] != range(self.y.shape[0]):
+            return _compute(self.model, self.y, self.p, self.info, [name], rows)[name]
+        if name in self.pending:
+            return self.pending.pop(name)
+        names = [name]
+        if name in self.group:
+            names += [g for g in self.group if g != name]
+            self.group = []  # once: a later read (a copy's) computes its own only
+        out = _compute(self.model, self.y, self.p, self.info, names)
+        self.pending.update((k, v) for k, v in out.items() if k != name)
+        return out[name]
+
+
+class LazyObservable(BackendArray):
+    """One observable ``(patient, time)`` of a Dataset, computed when it is read.
+
+    xarray wraps it as a backend array (lazily indexed, cached in memory once loaded), so
+    ``ds[name].values``, ``ds.load()``, ``ds.isel(patient=...)`` and writing a file work
+    as on an eager Dataset. A read computes the observable on the patients asked for and
+    every time (the leukemia's extinction runs along the whole time axis), then takes the
+    times asked for: the values are those of the eager computation on the whole batch, as
+    every observable is elementwise in the patient. Reading one of a group (``_Source``)
+    whole computes the group. Pickling (a Dataset sent to another process) and deep copies
+    carry the computed values.
+    """
+
+    __slots__ = ("source", "name", "shape", "dtype")
+
+    def __init__(self, source: _Source, name: str):
+        self.source, self.name = source, name
+        self.shape = source.y.shape[:2]
+        self.dtype = np.dtype(np.float64)
+
+    def __getitem__(self, key):
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC,
+                                                  self._get)
+
+    def _get(self, key: tuple) -> np.ndarray:
+        k_pat, k_time = key
+        scalar = isinstance(k_pat, (int, np.integer))
+        data = self.source.compute(self.name, slice(k_pat, k_pat + 1) if scalar else k_pat)
+        data = data[:, k_time]
+        return data[0] if scalar else data
+
+    def __reduce__(self):
+        return _loaded, (self[indexing.BasicIndexer((slice(None), slice(None)))],)
+
+    def __deepcopy__(self, memo):
+        return self  # immutable: its inputs are read-only
+
+
+class LazyState(BackendArray):
+    """One state ``(patient, time)`` of a Dataset: its column of the linear state buffer
+    ``y[patient, time, state]``, copied out contiguous when read (the column itself is
+    strided: every later pass over it would read the whole buffer). Not cached: a read
+    costs one pass over its part of the buffer and holds no memory in the Dataset; the
+    first whole read of one of the source's group copies the group's out in one pass."""
+
+    __slots__ = ("source", "name", "index", "shape", "dtype")
+
+    def __init__(self, source: _Source, name: str, index: int):
+        self.source, self.name, self.index = source, name, index
+        self.shape = source.y.shape[:2]
+        self.dtype = source.y.dtype
+
+    def __getitem__(self, key):
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC,
+                                                  self._get)
+
+    def _get(self, key: tuple) -> np.ndarray:
+        k_pat, k_time = key
+        n = self.shape[0]
+        if isinstance(k_pat, slice) and range(n)[k_pat] == range(n):
+            return self.source.compute(self.name, k_pat)[:, k_time]
+        return self.source.y[(k_pat, k_time, self.index)].copy()  # C-contiguous, its own
+
+    def __reduce__(self):
+        return _loaded, (self[indexing.BasicIndexer((slice(None), slice(None)))],)
+
+    def __deepcopy__(self, memo):
+        return self  # immutable: the buffer is read-only
+
+
+def _lazy(array: BackendArray, cache: bool = False):
+    """``array`` wrapped as xarray wraps a file's variables: lazily indexed, copied on the
+    first write (so a Dataset's values can be assigned to, as an eager one's), and kept in
+    memory once read where ``cache``."""
+    data = indexing.CopyOnWriteArray(indexing.LazilyIndexedArray(array))
+    return indexing.MemoryCachedArray(data) if cache else data
+
+
+def _loaded(values: np.ndarray):
+    return indexing.NumpyIndexingAdapter(values)
 
 
 def _plain(obj):
@@ -180,10 +378,16 @@ def _diff(base, other, prefix: str, out: dict) -> None:
     ``dataclasses.asdict`` (nested dicts flattened to dotted keys) that differ."""
     if base is other:
         return
+    if type(other) in _SCALARS and type(base) in _SCALARS:  # a plain leaf: compare as it is
+        if base != other:
+            out[prefix[:-1]] = other
+        return
     if dataclasses.is_dataclass(other) and not isinstance(other, type):
         if type(base) is type(other):
-            for f in dataclasses.fields(other):
-                _diff(getattr(base, f.name), getattr(other, f.name), f"{prefix}{f.name}.", out)
+            if _equal(base, other):  # a sub-config equal to patient 0's: nothing to list
+                return
+            for name in _field_names(type(other)):
+                _diff_item(getattr(base, name), getattr(other, name), prefix, name, out)
             return
         other = _plain(dataclasses.asdict(other))
     if isinstance(other, dict) and other:
@@ -192,7 +396,7 @@ def _diff(base, other, prefix: str, out: dict) -> None:
         if not isinstance(base, dict):
             base = {}
         for k, v in other.items():
-            _diff(base.get(k, _MISSING), v, f"{prefix}{k}.", out)
+            _diff_item(base.get(k, _MISSING), v, prefix, k, out)
         return
     value = _leaf(other)
     if base is _MISSING or _leaf(base) != value:
@@ -208,4 +412,32 @@ def _leaf(v):
     return _plain(v)
 
 
+def _diff_item(base, other, prefix: str, key, out: dict) -> None:
+    """:func:`_diff` of one field or dict item, a plain leaf compared here (most are)."""
+    if base is other:
+        return
+    if type(other) in _SCALARS and type(base) in _SCALARS:
+        if base != other:
+            out[f"{prefix}{key}"] = other
+        return
+    _diff(base, other, f"{prefix}{key}.", out)
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _equal(a, b) -> bool:
+    """``a == b`` for two dataclasses of one type: their generated field-by-field comparison,
+    much faster than walking the leaves and with the walk's answer (both take a value as
+    equal to the same object, so a shared NaN too, and compare the rest with ``==``);
+    False where a field cannot be compared so (an array), which the walk then does."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 _MISSING = object()
+_SCALARS = frozenset((bool, int, float, str, type(None)))

@@ -74,11 +74,10 @@ def cf_conventions(ds: xr.Dataset, *, flags: Mapping[str, Mapping[int, str]] | N
 
     Applying it twice gives the same Dataset as applying it once.
     """
-    out = ds.copy(deep=False)
-    for name, var in list(out.data_vars.items()):
-        if var.dtype.kind in "iu" and var.dtype != np.int32 and (
-                var.size == 0 or (_INT32.min <= int(var.min()) and int(var.max()) <= _INT32.max)):
-            out[name] = var.astype(np.int32)
+    narrow = {name: var.astype(np.int32) for name, var in ds.data_vars.items()
+              if var.dtype.kind in "iu" and var.dtype != np.int32 and (
+                  var.size == 0 or (_INT32.min <= int(var.min()) and int(var.max()) <= _INT32.max))}
+    out = ds.assign(narrow) if narrow else ds.copy(deep=False)  # one merge, not one per name
     for name, codes in (flags or {}).items():
         if name in out.variables:
             values = sorted(codes)

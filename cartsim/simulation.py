@@ -130,10 +130,14 @@ def solve_prepared(batch: PreparedBatch):
 def finish(batch: PreparedBatch, result, *, variables: Sequence[str] | None = None
            ) -> xr.Dataset:
     """The Dataset of a solved batch (``variables``: see :func:`simulate`), on the output
-    grid, with the endpoint grid's observables when the grids differ (module notes)."""
+    grid, with the endpoint grid's observables when the grids differ (module notes).
+
+    The Dataset is built on ``result.y`` itself (``to_dataset(copy=False)``): the result
+    is consumed, its ``y`` left holding the linear states, read-only."""
     t_ep = batch.t_eval if batch.t_endpoint is None else batch.t_endpoint
     ds = to_dataset(batch.model, batch.problems, batch.t_record, result, batch.scenarios,
-                    method=batch.method, variables=variables, optional=ENDPOINT_VARIABLES)
+                    method=batch.method, variables=variables, optional=ENDPOINT_VARIABLES,
+                    copy=False)
     return cf_conventions(on_output_grid(ds, batch.t_eval, t_ep, variables))
 
 

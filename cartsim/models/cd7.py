@@ -271,7 +271,8 @@ class Cd7Model(Model):
         problem.info["hsct_day"] = float(day)
 
     # -- states -> assays -------------------------------------------------------------------
-    def observables(self, y: np.ndarray, p: np.ndarray, info: dict) -> dict[str, Observable]:
+    def observables(self, y: np.ndarray, p: np.ndarray, info: dict,
+                    names=None) -> dict[str, Observable]:
         """Assay-level outputs.
 
         Cell populations below one cell count as absent (0): the ln-state floor
@@ -283,9 +284,11 @@ class Cd7Model(Model):
         ``y`` holds linear state values, shape (patient, time, state); ``p`` the
         kernel parameter vectors, shape (patient, n_p); ``info`` per-patient
         arrays of shape (patient,) from :meth:`build` (blood volume, VCN,
-        baseline ANC).
+        baseline ANC). ``names``: compute only these observables (default: all), each
+        with the same values as in the full set (what a lazily built Dataset asks for).
         """
         phys = {k: v.value for k, v in self.physiology.items()}
+        memo: dict = {}
 
         def col(a):  # per-patient value -> broadcast over time
             return np.asarray(a, dtype=float)[:, None]
@@ -293,51 +296,63 @@ class Cd7Model(Model):
         def present(x):  # below one cell a population is absent: report 0, not the floor
             return np.where(x >= 1.0, x, np.where(np.isnan(x), np.nan, 0.0))  # failed: NaN
 
+        def once(fn):  # an intermediate several observables share: computed once per call
+            def get():
+                if fn not in memo:
+                    memo[fn] = fn()
+                return memo[fn]
+            return get
+
         bv_ul = col(info["blood_volume_ul"])
         f_l = phys["f_blood_lymph"]
-        car = present(y[..., K.S_E] + y[..., K.S_M] + y[..., K.S_X])
-        car_ul = f_l * car / bv_ul
-        t7_ul = f_l * present(y[..., K.S_T7]) / bv_ul
-        t0_ul = f_l * present(y[..., K.S_T0]) / bv_ul
-        b0 = extinct_absorbing(y[..., K.S_B0])
-        blasts = extinct_absorbing(y[..., K.S_B7]) + b0
-        blast_ul = phys["f_blood_blast"] * blasts / bv_ul
-        anc = col(info["anc0_per_ul"]) * y[..., K.S_MN]
-        wbc = phys["myeloid_to_anc"] * anc + car_ul + t7_ul + t0_ul + blast_ul
-        return {
-            "car_copies_per_ug": Observable(
-                col(info["vcn"]) * car_ul / wbc * phys["genomes_per_ug"], "copies/ug",
+        car = once(lambda: present(y[..., K.S_E] + y[..., K.S_M] + y[..., K.S_X]))
+        car_ul = once(lambda: f_l * car() / bv_ul)
+        t7_ul = once(lambda: f_l * present(y[..., K.S_T7]) / bv_ul)
+        t0_ul = once(lambda: f_l * present(y[..., K.S_T0]) / bv_ul)
+        b0 = once(lambda: extinct_absorbing(y[..., K.S_B0]))
+        b7 = once(lambda: extinct_absorbing(y[..., K.S_B7]))
+        blasts = once(lambda: b7() + b0())
+        blast_ul = once(lambda: phys["f_blood_blast"] * blasts() / bv_ul)
+        anc = once(lambda: col(info["anc0_per_ul"]) * y[..., K.S_MN])
+        wbc = once(lambda: phys["myeloid_to_anc"] * anc() + car_ul() + t7_ul() + t0_ul()
+                   + blast_ul())
+
+        def car_pct():
+            t_ul = car_ul() + t7_ul() + t0_ul()
+            return 100.0 * np.divide(car_ul(), t_ul, out=np.zeros_like(car_ul()), where=t_ul > 0)
+
+        def cd7neg_pct():
+            return 100.0 * np.divide(b0(), blasts(), out=np.zeros_like(b0()), where=blasts() > 0)
+
+        recipes = {
+            "car_copies_per_ug": (
+                lambda: col(info["vcn"]) * car_ul() / wbc() * phys["genomes_per_ug"], "copies/ug",
                 "CAR transgene copies per ug genomic DNA of blood (qPCR)"),
-            "car_cells_per_ul": Observable(car_ul, "cells/uL", "CAR-T cells per uL blood (flow)"),
-            "car_pct_of_t": Observable(
-                100.0 * np.divide(car_ul, car_ul + t7_ul + t0_ul, out=np.zeros_like(car_ul),
-                                  where=(car_ul + t7_ul + t0_ul) > 0), "%",
-                "CAR+ cells as % of CD3+ T cells in blood (flow)"),
-            "car_total": Observable(car, "cells", "all CAR-T cells (whole body)"),
-            "marrow_blast_pct": Observable(
-                100.0 * blasts / (blasts + col(p[:, K.P_NMARROW])), "%",
+            "car_cells_per_ul": (car_ul, "cells/uL", "CAR-T cells per uL blood (flow)"),
+            "car_pct_of_t": (car_pct, "%", "CAR+ cells as % of CD3+ T cells in blood (flow)"),
+            "car_total": (car, "cells", "all CAR-T cells (whole body)"),
+            "marrow_blast_pct": (
+                lambda: 100.0 * blasts() / (blasts() + col(p[:, K.P_NMARROW])), "%",
                 "marrow blasts (% of nucleated marrow cells)"),
-            "blast_cd7neg_pct": Observable(
-                100.0 * np.divide(b0, blasts, out=np.zeros_like(b0), where=blasts > 0), "%",
-                "CD7-negative share of blasts (0 when no blast is left)"),
+            "blast_cd7neg_pct": (cd7neg_pct, "%",
+                                 "CD7-negative share of blasts (0 when no blast is left)"),
             # blood blasts: the fraction f_blood_blast of either phenotype circulates
-            "blast_per_ul": Observable(blast_ul, "cells/uL",
-                                       "blasts per uL blood, CD7+ and CD7- (flow)"),
-            "blast_cd7pos_per_ul": Observable(
-                phys["f_blood_blast"] * extinct_absorbing(y[..., K.S_B7]) / bv_ul, "cells/uL",
-                "CD7-positive blasts per uL blood (flow)"),
-            "blast_cd7neg_per_ul": Observable(phys["f_blood_blast"] * b0 / bv_ul, "cells/uL",
-                                              "CD7-negative blasts per uL blood (flow)"),
-            "em_volume_cm3": Observable(
-                extinct_absorbing(y[..., K.S_L]) / phys["cells_per_cm3"] * col(p[:, K.D_EMPRES]),
-                "cm3",
-                "extramedullary mass volume"),
-            "t_cd7pos_per_ul": Observable(t7_ul, "cells/uL", "normal CD7+ T/NK cells per uL blood"),
-            "t_cd7neg_per_ul": Observable(t0_ul, "cells/uL", "normal CD7- T cells per uL blood"),
-            "anc_per_ul": Observable(anc, "cells/uL", "absolute neutrophil count"),
-            "wbc_per_ul": Observable(wbc, "cells/uL", "nucleated blood cells per uL"),
-            "flu_conc": Observable(y[..., K.S_F1] / col(p[:, K.D_V1]), "mg/L",
-                                   "F-ara-A plasma concentration"),
-            "cy_conc": Observable(y[..., K.S_CY] / col(p[:, K.D_CYV]), "mg/L",
-                                  "cyclophosphamide plasma concentration"),
+            "blast_per_ul": (blast_ul, "cells/uL", "blasts per uL blood, CD7+ and CD7- (flow)"),
+            "blast_cd7pos_per_ul": (lambda: phys["f_blood_blast"] * b7() / bv_ul, "cells/uL",
+                                    "CD7-positive blasts per uL blood (flow)"),
+            "blast_cd7neg_per_ul": (lambda: phys["f_blood_blast"] * b0() / bv_ul, "cells/uL",
+                                    "CD7-negative blasts per uL blood (flow)"),
+            "em_volume_cm3": (
+                lambda: extinct_absorbing(y[..., K.S_L]) / phys["cells_per_cm3"]
+                * col(p[:, K.D_EMPRES]), "cm3", "extramedullary mass volume"),
+            "t_cd7pos_per_ul": (t7_ul, "cells/uL", "normal CD7+ T/NK cells per uL blood"),
+            "t_cd7neg_per_ul": (t0_ul, "cells/uL", "normal CD7- T cells per uL blood"),
+            "anc_per_ul": (anc, "cells/uL", "absolute neutrophil count"),
+            "wbc_per_ul": (wbc, "cells/uL", "nucleated blood cells per uL"),
+            "flu_conc": (lambda: y[..., K.S_F1] / col(p[:, K.D_V1]), "mg/L",
+                         "F-ara-A plasma concentration"),
+            "cy_conc": (lambda: y[..., K.S_CY] / col(p[:, K.D_CYV]), "mg/L",
+                        "cyclophosphamide plasma concentration"),
         }
+        return {name: Observable(recipes[name][0](), *recipes[name][1:])
+                for name in (recipes if names is None else names)}
