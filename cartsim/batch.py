@@ -85,7 +85,8 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     (:class:`LazyObservable`) computed when read, on the patients asked for, with the
     values an eager computation gives, and kept. Assigning to a variable copies it first
     (the buffer never changes). With ``variables`` the kept observables are computed at
-    once and the kept states copied out, so that the result does not hold the others. ``copy=False`` builds on
+    once and the kept states copied out, so that the result does not hold the others.
+    ``copy=False`` builds on
     ``result.y`` itself (what :func:`cartsim.simulate` does with a result nobody else
     sees): it then holds linear values and is read-only.
     """

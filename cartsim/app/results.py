@@ -349,8 +349,8 @@ def render_report(whatif, figs: Mapping[str, tuple], *,
     the patient, the scenarios, the value boxes, a sentence per scenario, the figures (PNG
     inline, :func:`cartsim.reporting.html.figure_png`) and each cohort's full results table
     (:func:`cartsim.trial_summary`)."""
-    from cartsim.reporting.html import CSS, figure_png
     from cartsim.clinical.table import trial_summary
+    from cartsim.reporting.html import CSS, figure_png
 
     esc = html.escape
     names = list(whatif.scenarios)
