@@ -302,26 +302,15 @@ class PopulationSpec:
                 raise _fail(f"{PREFIX}.covariate_correlation[{i}]", entry,
                             f"non-fixed covariates; {hit[0]} has dist=fixed")
         correlation_matrix(self.covariate_correlation, random, f"{PREFIX}.covariate_correlation")
-        p = self.em_probability
-        if p is not None and not (_is_number(p) and 0.0 <= p <= 1.0):
-            raise _fail(f"{PREFIX}.em_probability", p, "a probability in [0, 1] or null")
-        q = self.cd7neg_clone_probability
-        if q is not None and not (_is_number(q) and 0.0 <= q <= 1.0):
-            raise _fail(f"{PREFIX}.cd7neg_clone_probability", q, "a probability in [0, 1] or null")
-        q = self.poor_expander_probability
-        if q is not None and not (_is_number(q) and 0.0 <= q <= 1.0):
-            raise _fail(f"{PREFIX}.poor_expander_probability", q,
-                        "a probability in [0, 1] or null")
-        f = self.poor_expander_factor
-        if not (_is_number(f) and 0.0 < f <= 1.0):
-            raise _fail(f"{PREFIX}.poor_expander_factor", f, "a factor in (0, 1]")
-        q = self.em_refractory_probability
-        if q is not None and not (_is_number(q) and 0.0 <= q <= 1.0):
-            raise _fail(f"{PREFIX}.em_refractory_probability", q,
-                        "a probability in [0, 1] or null")
-        f = self.em_refractory_factor
-        if not (_is_number(f) and 0.0 < f <= 1.0):
-            raise _fail(f"{PREFIX}.em_refractory_factor", f, "a factor in (0, 1]")
+        for name in ("em_probability", "cd7neg_clone_probability", "poor_expander_probability",
+                     "em_refractory_probability"):
+            q = getattr(self, name)
+            if q is not None and not (_is_number(q) and 0.0 <= q <= 1.0):
+                raise _fail(f"{PREFIX}.{name}", q, "a probability in [0, 1] or null")
+        for name in ("poor_expander_factor", "em_refractory_factor"):
+            f = getattr(self, name)
+            if not (_is_number(f) and 0.0 < f <= 1.0):
+                raise _fail(f"{PREFIX}.{name}", f, "a factor in (0, 1]")
         for name, omega in self.random_effects.items():
             if not (_is_number(omega) and omega >= 0):
                 raise _fail(f"{PREFIX}.random_effects.{name}", omega,
