@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean wheel-check app
+.PHONY: venv demo test lint bench clean wheel-check app notebook
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: venv
 # The dosing what-if app as a page on this computer (prints the URL; Ctrl+C stops it).
 app: venv
 	$(BIN)/cartsim-app
+
+# JupyterLab on the notebooks/ folder (opens a browser tab; Ctrl+C stops it).
+notebook: venv
+	$(BIN)/jupyter lab notebooks/
 
 # pytest exits 5 when it collects no test; make fails on it like on any non-zero
 # exit, so an empty or mis-collected suite fails CI. Keep it that way.
