@@ -28,7 +28,8 @@ except ImportError as exc:
 
 NOTEBOOK_DIR = Path(__file__).parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-DRAWS_FIGURES = {"quickstart.ipynb", "dosing_what_if.ipynb"}
+DRAWS_FIGURES = {"quickstart.ipynb", "dosing_what_if.ipynb", "observed_vs_simulated.ipynb",
+                 "sweep_explorer.ipynb"}
 TIMEOUT_S = 300  # per cell; a cell of a CI-sized notebook takes seconds
 
 
@@ -90,3 +91,8 @@ def test_notebook_runs_in_a_kernel(path, kernel_spec_manager, monkeypatch):
               if "image/png" in o.get("data", {})]
     if path.name in DRAWS_FIGURES:
         assert images, f"{path.name} drew no figure"
+        # a figure built outside pyplot and not displayed shows up as its repr only
+        reprs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                 if "<Figure size" in "".join(o.get("data", {}).get("text/plain", ""))
+                 and "image/png" not in o.get("data", {})]
+        assert not reprs, f"{path.name} printed {len(reprs)} figure(s) as text, not drawn"
