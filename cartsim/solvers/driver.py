@@ -94,6 +94,7 @@ import numpy as np
 from numba.core.dispatcher import Dispatcher
 
 from cartsim.models import kernels
+from cartsim.models.base import ADD_PARAM, ADD_STATE, MUL_STATE, SET_PARAM
 from cartsim.solvers import bdf, dopri, rodas
 
 # status codes
@@ -127,11 +128,7 @@ STIFF_SWITCH = 5
 switch to BDF."""
 NONSTIFF_RESET = 6
 
-# event / rule kinds
-ADD_STATE = 0
-SET_PARAM = 1
-ADD_PARAM = 2
-MUL_STATE = 3
+# event / rule kinds: one definition, where the models that emit them live (issue 15)
 
 LOG_FLOOR = 1e-30
 """Linear value a log state is floored at when an ``ADD_STATE`` would make it <= 0."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import solve_ivp
 
-ADD_STATE, SET_PARAM, ADD_PARAM = 0, 1, 2
+from cartsim.models.base import ADD_PARAM, ADD_STATE, SET_PARAM  # the one definition
 
 
 def apply_event(y: np.ndarray, p: np.ndarray, kind: int, idx: int, val: float,
