@@ -22,6 +22,8 @@ Design choices
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cartsim.models import cd7_kernel as K
@@ -95,6 +97,11 @@ def extinct_absorbing(x: np.ndarray) -> np.ndarray:
     gone = np.maximum.accumulate(seen & ~here, axis=-1)
     # NaN (failed solve) compares False: keep it NaN rather than 0
     return np.where(np.isnan(x), np.nan, np.where(here & ~gone, x, 0.0))
+
+
+HSCT_LIMITS = {"mrd_negative_cr": 1e-4, "cr": 0.05, "all": math.inf}
+"""Marrow blast fraction below which a patient is transplanted, per ``regimen.hsct_criterion``
+(-; :meth:`Cd7Model.hsct_eligible`; the stochastic engine applies the same limits)."""
 
 
 class Cd7Model(Model):
@@ -238,7 +245,7 @@ class Cd7Model(Model):
         blasts = np.where(y[:, K.S_B7] >= 1.0, y[:, K.S_B7], 0.0) + np.where(
             y[:, K.S_B0] >= 1.0, y[:, K.S_B0], 0.0)
         frac = blasts / (blasts + p[:, K.P_NMARROW])
-        limit = {"mrd_negative_cr": 1e-4, "cr": 0.05, "all": np.inf}[criterion]
+        limit = HSCT_LIMITS[criterion]
         return np.isfinite(y).all(axis=1) & (frac < limit)
 
     def add_hsct(self, problem: Problem, day: float, weight_kg: float) -> None:

@@ -38,6 +38,7 @@ import xarray as xr
 import yaml
 
 from cartsim.cf import cf_conventions
+from cartsim.models.cd7 import HSCT_LIMITS  # noqa: F401 (re-exported; one definition)
 from cartsim.stochastic.options import StochasticOptions
 
 __all__ = ["ENGINES", "HSCT_LIMITS", "simulate_network", "simulate_stochastic",
@@ -46,8 +47,6 @@ __all__ = ["ENGINES", "HSCT_LIMITS", "simulate_network", "simulate_stochastic",
 ENGINES = ("stochastic", "agent")
 """Engines this module runs."""
 
-HSCT_LIMITS = {"mrd_negative_cr": 1e-4, "cr": 0.05, "all": math.inf}
-"""Marrow blast fraction below which a patient is transplanted (``Cd7Model.hsct_eligible``)."""
 
 
 def _scenarios(scenarios) -> list:
