@@ -126,22 +126,34 @@ def _inner(drv, cls, tag):
 
 
 def _type(drv, cls, text):
-    box = _inner(drv, cls, "input")
-    box.clear()
-    box.send_keys(text + "\n")
+    def go():  # a re-render mid-way makes the element stale: _wait finds it and types again
+        box = _inner(drv, cls, "input")
+        box.clear()
+        box.send_keys(text + "\n")
+        return True
+    _wait(f"typing into .{cls}", go)
 
 
 def _choose(drv, cls, option_text):
-    sel = _inner(drv, cls, "select")
-    drv.execute_script(
-        "const s = arguments[0]; const o = [...s.options].find(o => "
-        "o.text.includes(arguments[1])); s.value = o.value; "
-        "s.dispatchEvent(new Event('input', {bubbles: true})); "
-        "s.dispatchEvent(new Event('change', {bubbles: true}));", sel, option_text)
+    def go():
+        sel = _inner(drv, cls, "select")
+        drv.execute_script(
+            "const s = arguments[0]; const o = [...s.options].find(o => "
+            "o.text.includes(arguments[1])); s.value = o.value; "
+            "s.dispatchEvent(new Event('input', {bubbles: true})); "
+            "s.dispatchEvent(new Event('change', {bubbles: true}));", sel, option_text)
+        return True
+    _wait(f"choosing {option_text!r} in .{cls}", go)
 
 
-def _click(drv, cls):
-    drv.execute_script("arguments[0].click();", _inner(drv, cls, "button"))
+def _click(drv, cls, tag="button"):
+    """Click the ``tag`` inside the widget of class ``cls``, found and clicked in one script:
+    no element reference crosses to Python, so a Bokeh re-render between finding and
+    clicking cannot leave a stale one (retried until the element exists)."""
+    script = DEEP.replace("return out;", (
+        "const h = out[0]; const e = h && h.shadowRoot && h.shadowRoot.querySelector("
+        "arguments[1]); if (e) { e.click(); return true; } return false;"))
+    _wait(f"a click on the {tag} of .{cls}", lambda: drv.execute_script(script, f".{cls}", tag))
 
 
 def _boxes(drv):
@@ -224,7 +236,7 @@ def test_report_download_in_a_real_browser(server, browser):
     # Panel's FileDownload listens for clicks on the link inside its button (a click on the
     # <button> itself does not reach it): the server writes the report, sends it to the page,
     # and the page saves it through a blob link (auto=True: on this first click)
-    drv.execute_script("arguments[0].click();", _inner(drv, "cs-download-report", "a"))
+    _click(drv, "cs-download-report", "a")
 
     def saved():
         if report.is_file() and report.stat().st_size and not list(
