@@ -47,9 +47,9 @@ class TrialOptions:
     title : title of the report.
     html_report : also write ``report.html``, one self-contained page with the scenario,
         the results table and the figures (:mod:`cartsim.reporting.html`, written by the task).
-    ensemble : path of a calibration ensemble (``experiments/calibrate.py --ensemble``
+    ensemble : path of a calibration ensemble (``experiments/calibrate.py --posterior``
         writes ``experiments/calibration_results/ensemble.csv``); null = none. When set,
-        the trial also runs at its ``ensemble_members`` best parameter sets and writes
+        the trial also runs at its first ``ensemble_members`` parameter sets and writes
         ``trial_summary_uncertainty.csv``: every row with its cohort interval and its model
         range (:func:`trial_with_ensemble`).
     ensemble_members : members of the ensemble to run (>= 1).

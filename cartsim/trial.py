@@ -169,7 +169,8 @@ def _trial_attrs(cohort, seed: int, n: int, options: TrialOptions) -> dict:
 
 # ------------------------------------------------------------------ over the calibration ensemble
 # ``cartsim task=trial trial.ensemble=experiments/calibration_results/ensemble.csv`` runs the
-# trial at the shipped defaults and at the ``k`` most likely parameter sets the calibration kept
+# trial at the shipped defaults and at the first ``k`` parameter sets of the calibration's
+# posterior ensemble (a random-order posterior sample, so any first k are a sample)
 # (same seed: the same virtual patients) and reports every results-table row with its *cohort*
 # interval (the row's own interval at the defaults: between-patient variability and cohort
 # size) and its *model* range (the estimate over the members: what the calibration does not pin
@@ -178,8 +179,10 @@ def _trial_attrs(cohort, seed: int, n: int, options: TrialOptions) -> dict:
 
 
 def read_members(path):
-    """Ensemble members (a DataFrame, most likely first) of a file written by
-    ``experiments/calibrate.py --ensemble`` (provenance lines start with ``#``)."""
+    """Ensemble members (a DataFrame, in the file's order) of a file written by
+    ``experiments/calibrate.py --posterior`` (a random-order posterior sample: any first k
+    members are a posterior sample) or ``--ensemble`` (history matching, the most likely
+    first); provenance lines start with ``#``."""
     import pandas as pd
 
     return pd.read_csv(path, comment="#")

@@ -13,7 +13,10 @@ The pipeline, one module each:
 * :mod:`~cartsim.calibration.loto`: leave-one-trial-out predictions and the coverage
   of the out-of-sample uncertainty intervals;
 * :mod:`~cartsim.calibration.ensemble`: the plausible parameter sets (history
-  matching), their provenance, and propagation into a trial's predictions.
+  matching), their provenance, and propagation into a trial's predictions;
+* :mod:`~cartsim.calibration.posterior`: the posterior ensemble by importance sampling,
+  its leave-one-trial-out intervals and the coverage each claims (the shipped
+  ``ensemble.csv``).
 
 ``experiments/calibrate.py`` runs it from ``experiments/calibration.yaml``.
 """
@@ -36,6 +39,13 @@ from cartsim.calibration.loto import (
     leave_one_trial_out,
     refine_out_of_sample,
 )
+from cartsim.calibration.posterior import (
+    format_coverage,
+    importance_weights,
+    posterior_coverage,
+    resample,
+    run_importance,
+)
 from cartsim.calibration.run import (
     evaluate,
     format_rows,
@@ -47,8 +57,9 @@ from cartsim.calibration.statistics import STATISTICS, statistic
 from cartsim.calibration.targets import TARGETS, Target, trials
 
 __all__ = ["STATISTICS", "TARGETS", "Space", "Target", "coverage", "ensemble", "evaluate",
-           "format_loto", "format_propagation", "format_rows", "interval", "leave_one_trial_out",
-           "loglik", "loglik_matrix", "plausible", "propagate", "provenance", "read_ensemble",
-           "refine", "refine_out_of_sample", "run_design", "run_experiment", "sample", "score",
-           "simulate_trials", "statistic", "total_loglik", "trials", "write_best",
-           "write_ensemble", "z_matrix", "zscore"]
+           "format_coverage", "format_loto", "format_propagation", "format_rows",
+           "importance_weights", "interval", "leave_one_trial_out", "loglik", "loglik_matrix",
+           "plausible", "posterior_coverage", "propagate", "provenance", "read_ensemble",
+           "refine", "refine_out_of_sample", "resample", "run_design", "run_experiment",
+           "run_importance", "sample", "score", "simulate_trials", "statistic", "total_loglik",
+           "trials", "write_best", "write_ensemble", "z_matrix", "zscore"]

@@ -154,11 +154,14 @@ def _weighted_quantiles(x: np.ndarray, w: np.ndarray, q: Sequence[float]) -> np.
 def propagate(experiment: str, members: pd.DataFrame, space: Space, *, replicates: float = 5,
               targets: Sequence[Target] = TARGETS, fixed: Sequence[str] = (), k: int = 8,
               n_boot: int = 200, seed: int = 0, weighted: bool = False) -> list[dict]:
-    """Run ``experiment`` at the ``k`` best members and report every figure with both intervals.
+    """Run ``experiment`` at the first ``k`` members and report every figure with both intervals.
 
-    Returns rows: figure, observed (if a target), expected at the best member, the cohort
-    95% interval (bootstrap of trials of the enrolled size, best member), the model 95%
-    interval over members (equal weights, or likelihood weights if ``weighted``), and the
+    The first members are the most likely of a history-matching ensemble (written best
+    first), or a posterior sample of a posterior ensemble (written in a random order,
+    :func:`cartsim.calibration.posterior.resample`).
+    Returns rows: figure, observed (if a target), expected at the first member, the cohort
+    95% interval (bootstrap of trials of the enrolled size, first member), the model 95%
+    interval over members (equal weights, or the file's weights if ``weighted``), and the
     members' expected figures.
     """
     from cartsim.calibration.run import overrides_for, run_experiment

@@ -150,7 +150,8 @@ def run_what_if(patient: Mapping, regimens: Mapping[str, Mapping], *, n_cohort: 
         A value the regimen sets itself (a disease's growth rate) stays (as in the
         calibration: :func:`cartsim.trial.pinned_keys`).
     ensemble_members : int
-        How many members (the most likely first).
+        How many members: the first ones of the file (a posterior sample for the shipped
+        ensemble, whose members are in a random order).
 
     Returns
     -------
