@@ -292,6 +292,36 @@ def figure(rows: list[Row], floor: tuple[float, float], title: str, path: Path) 
 
 # ----------------------------------------------------------------------------- main
 
+EQUAL_ERRORS = (1e-4, 1e-6)
+"""Endpoint errors at which the methods' costs are compared (interpolated)."""
+
+
+def cost_at(rows: list[Row], target: float) -> float:
+    """ms per patient-year at which one method's max endpoint error reaches ``target``.
+
+    ``rows``: one method, any order. Walks from the loosest to the tightest tolerance and
+    interpolates log(ms) linearly in log(error) on the first segment that crosses ``target``;
+    returns ``-ms`` (printed ``<=``) when the loosest point is already within it, NaN when
+    none is. A tolerance with a failed patient breaks the curve.
+    """
+    pts = sorted((r for r in rows if r.failures == 0 and np.isfinite(r.ep_max)),
+                 key=lambda r: -r.rtol)
+    for i, r in enumerate(pts):
+        if r.ep_max <= target:
+            if i == 0:
+                return -r.ms
+            q = pts[i - 1]
+            f = np.log(q.ep_max / target) / np.log(q.ep_max / r.ep_max)
+            return float(np.exp(np.log(q.ms) + f * np.log(r.ms / q.ms)))
+    return np.nan
+
+
+def _ms(x: float) -> str:
+    if not np.isfinite(x):
+        return "not reached"
+    return f"<={-x:.3f}" if x < 0 else f"{x:.3f}"
+
+
 def _e(x: float) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.1e}"
 
@@ -402,20 +432,28 @@ def main(argv=None) -> int:
     warn = "  <-- WARNING: competing load, timings inflated" if other > 0.2 else ""
     print(f"  CPU used by other processes during the sweep: {other:.2f} cores on average{warn}")
 
-    _hdr(f"Cheapest setting meeting the {ACC_LIMIT:g} endpoint criterion, per method")
-    best = {}
-    for r in rows:
-        if r.meets and (r.label not in best or r.ms < best[r.label].ms):
-            best[r.label] = r
-    ranked = sorted(best.values(), key=lambda r: r.ms)
-    for r in ranked:
-        vs = ("fastest" if r is ranked[0]
-              else f"{ranked[0].label} is {r.ms / ranked[0].ms:.2f}x faster")
-        print(f"  {r.label:18s} rtol {r.rtol:6.0e}: {r.ms:8.3f} ms/patient-year (endpoint error "
-              f"{r.ep_max:.1e}; {vs})")
+    _hdr("At equal accuracy: ms per patient-year, 1 thread")
+    head = f"cartsim {model.default_method}"
+    table = []
     for lab in dict.fromkeys(r.label for r in rows):
-        if lab not in best:
-            print(f"  {lab:18s} meets it at none of the tolerances tried")
+        mine = [r for r in rows if r.label == lab]
+        meet = [r for r in mine if r.meets]
+        cheap = min(meet, key=lambda r: r.ms) if meet else None
+        table.append((lab, cheap, [cost_at(mine, e) for e in EQUAL_ERRORS]))
+    ref_cost = next((c for lab, _m, c in table if lab == head), None)
+    print(f"  {'method':18s} {'cheapest rtol meeting ' + format(ACC_LIMIT, 'g'):>28s}   "
+          + "   ".join(f"{'endpoint err ' + format(e, 'g'):>22s}" for e in EQUAL_ERRORS))
+    for lab, cheap, costs in table:
+        c0 = (f"{cheap.ms:8.3f} (rtol {cheap.rtol:.0e})" if cheap else "none tried meets")
+        cells = []
+        for j, c in enumerate(costs):
+            rel = ("" if ref_cost is None or not np.isfinite(ref_cost[j]) or not np.isfinite(c)
+                   else f" ({abs(c) / abs(ref_cost[j]):5.2f}x)")
+            cells.append(f"{_ms(c) + rel:>22s}")
+        print(f"  {lab:18s} {c0:>28s}   " + "   ".join(cells))
+    print(f"  endpoint err E: cost where the max endpoint error reaches E, interpolated log-log "
+          f"between neighbouring tolerances (first crossing from loose to tight; '<=' when the "
+          f"loosest tolerance tried is already below E); (Nx): cost relative to {head}")
 
     if fig_path:
         title = (f"cd7 model, {n_pat} virtual patients (solve_ivp: {n_sp}), days -5..365, 1 "
