@@ -322,6 +322,17 @@ def _ms(x: float) -> str:
     return f"<={-x:.3f}" if x < 0 else f"{x:.3f}"
 
 
+def markdown(rows: list[Row]) -> str:
+    """The work-precision table as Markdown (for benchmarks/README.md)."""
+    out = ["| method | rtol | patients | ms per patient-year | state error | endpoint error "
+           "(worst) | within 1e-4 | failures |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        worst = ENDPOINTS[int(np.nanargmax(r.ep_err))] if np.isfinite(r.ep_err).any() else "-"
+        out.append(f"| {r.label} | {r.rtol:.0e} | {r.n} | {r.ms:.3f} | {_e(r.state_err)} | "
+                   f"{_e(r.ep_max)} ({worst}) | {'yes' if r.meets else 'no'} | {r.failures} |")
+    return "\n".join(out)
+
+
 def _e(x: float) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.1e}"
 
@@ -341,6 +352,8 @@ def main(argv=None) -> int:
     ap.add_argument("--figure", default=None,
                     help=f"output PNG (default {DEFAULT_FIGURE.relative_to(REPO)}; --quick: "
                          "none); '' writes none")
+    ap.add_argument("--markdown", action="store_true",
+                    help="also print the table as Markdown (for benchmarks/README.md)")
     args = ap.parse_args(argv)
     quick = args.quick
     n_pat = args.n_patients or (6 if quick else 32)
@@ -454,6 +467,10 @@ def main(argv=None) -> int:
     print(f"  endpoint err E: cost where the max endpoint error reaches E, interpolated log-log "
           f"between neighbouring tolerances (first crossing from loose to tight; '<=' when the "
           f"loosest tolerance tried is already below E); (Nx): cost relative to {head}")
+
+    if args.markdown:
+        print()
+        print(markdown(rows))
 
     if fig_path:
         title = (f"cd7 model, {n_pat} virtual patients (solve_ivp: {n_sp}), days -5..365, 1 "
