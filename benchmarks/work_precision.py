@@ -422,8 +422,11 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         solve(probs[:1], RTOL_DEFAULT)
         print(f"  {label:20s} {time.perf_counter() - t:6.2f} s")
+    print("  (cartsim's methods share one compiled dispatcher, loaded or compiled by the screen "
+          "above; numbalsoda compiles in every process)")
     if S.nl is None:
-        print(f"  numbalsoda: SKIPPED ({S.nl_error})")
+        print(f"  numbalsoda: SKIPPED ({S.nl_error}); install it with `apt-get install -y "
+              "gfortran && .venv/bin/python -m pip install numbalsoda`")
 
     _hdr("Work-precision (ms per patient-year, 1 thread; errors vs the reference)")
     load = OtherLoad()
