@@ -292,7 +292,7 @@ def figure(rows: list[Row], floor: tuple[float, float], title: str, path: Path) 
 
 # ----------------------------------------------------------------------------- main
 
-EQUAL_ERRORS = (1e-4, 1e-6)
+EQUAL_ERRORS = (1e-4, 1e-5, 1e-6, 1e-7)
 """Endpoint errors at which the methods' costs are compared (interpolated)."""
 
 
@@ -457,16 +457,16 @@ def main(argv=None) -> int:
         cheap = min(meet, key=lambda r: r.ms) if meet else None
         table.append((lab, cheap, [cost_at(mine, e) for e in EQUAL_ERRORS]))
     ref_cost = next((c for lab, _m, c in table if lab == head), None)
-    print(f"  {'method':18s} {'cheapest rtol meeting ' + format(ACC_LIMIT, 'g'):>28s}   "
-          + "   ".join(f"{'endpoint err ' + format(e, 'g'):>22s}" for e in EQUAL_ERRORS))
+    print(f"  {'method':18s} {'cheapest rtol meeting ' + format(ACC_LIMIT, 'g'):>28s} "
+          + " ".join(f"{'endpoint err ' + format(e, '.0e'):>19s}" for e in EQUAL_ERRORS))
     for lab, cheap, costs in table:
         c0 = (f"{cheap.ms:8.3f} (rtol {cheap.rtol:.0e})" if cheap else "none tried meets")
         cells = []
         for j, c in enumerate(costs):
             rel = ("" if ref_cost is None or not np.isfinite(ref_cost[j]) or not np.isfinite(c)
                    else f" ({abs(c) / abs(ref_cost[j]):5.2f}x)")
-            cells.append(f"{_ms(c) + rel:>22s}")
-        print(f"  {lab:18s} {c0:>28s}   " + "   ".join(cells))
+            cells.append(f"{_ms(c) + rel:>19s}")
+        print(f"  {lab:18s} {c0:>28s} " + " ".join(cells))
     print(f"  endpoint err E: cost where the max endpoint error reaches E, interpolated log-log "
           f"between neighbouring tolerances (first crossing from loose to tight; '<=' when the "
           f"loosest tolerance tried is already below E); (Nx): cost relative to {head}")
@@ -474,6 +474,15 @@ def main(argv=None) -> int:
     if args.markdown:
         print()
         print(markdown(rows))
+        print()
+        print("| method | " + " | ".join(f"endpoint error {e:.0e}" for e in EQUAL_ERRORS)
+              + " |")
+        print("|---|" + "---|" * len(EQUAL_ERRORS))
+        for lab, _cheap, costs in table:
+            print(f"| {lab} | " + " | ".join(
+                _ms(c) + ("" if ref_cost is None or not np.isfinite(c * ref_cost[j])
+                          else f" ({abs(c) / abs(ref_cost[j]):.2f}x)")
+                for j, c in enumerate(costs)) + " |")
 
     if fig_path:
         title = (f"cd7 model, {n_pat} virtual patients (solve_ivp: {n_sp}), days -5..365, 1 "
