@@ -347,7 +347,7 @@ def main(argv=None) -> int:
                     help="first patients of those for solve_ivp (default 8; --quick 2)")
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed calls of a compiled solver, in interleaved rounds, best taken "
-                         "(default 5; --quick 1); solve_ivp is timed once")
+                         "(default 10; --quick 1); solve_ivp is timed once")
     ap.add_argument("--seed", type=int, default=20240607, help="patients' seed (as run.py)")
     ap.add_argument("--figure", default=None,
                     help=f"output PNG (default {DEFAULT_FIGURE.relative_to(REPO)}; --quick: "
@@ -358,7 +358,7 @@ def main(argv=None) -> int:
     quick = args.quick
     n_pat = args.n_patients or (6 if quick else 32)
     n_sp = min(args.n_scipy or (2 if quick else 8), n_pat)
-    repeats = args.repeats or (1 if quick else 5)
+    repeats = args.repeats or (1 if quick else 10)
     rtols = RTOLS_QUICK if quick else RTOLS
     rtols_sp = RTOLS_QUICK[:2] if quick else RTOLS_SCIPY
     fig_path = args.figure if args.figure is not None else ("" if quick else str(DEFAULT_FIGURE))
