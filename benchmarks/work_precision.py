@@ -22,8 +22,10 @@ Absolute tolerances scale with ``rtol``: ``atol_i = Cd7Model.atol_i * rtol / 1e-
 per-state tolerances belong to its default ``rtol`` 1e-6; tightening ``rtol`` alone would leave
 the error pinned by ``atol``). Cost: milliseconds per patient of one simulated year (370
 days), best of ``--repeats`` warm calls over all patients in one batch (interleaved rounds
-over all methods and tolerances), compilation excluded, **one thread**
-(``numba.set_num_threads(1)``, one BLAS thread).
+over all methods and tolerances; ``solve_ivp``: 2), compilation excluded, **one thread**
+(``numba.set_num_threads(1)``, one BLAS thread): the process's CPU time
+(``time.process_time``), which a competing job on a shared machine barely inflates, and the
+wall time beside it (equal to it on an idle machine).
 
 Error against a reference, SciPy Radau at rtol 1e-10, atol 1e-12 (independent of every cartsim
 solver: only the rhs is shared, and the Jacobian, which steers Newton's iteration but not the
@@ -192,7 +194,8 @@ class Row:
     family: str  # "cartsim", "numbalsoda", "scipy"
     rtol: float
     n: int
-    ms: float
+    ms: float  # CPU time (process_time), best of the timed calls, per patient
+    ms_wall: float  # wall time, best of the timed calls, per patient
     state_err: float
     ep_err: np.ndarray  # per endpoint, max over successful patients
     failures: int
@@ -209,29 +212,32 @@ class Row:
 
 def measure(jobs, ref, ref_ep, P, log_mask) -> list[Row]:
     """Time every job ``(label, family, solve, problems, rtol, k)`` in ``max(k)`` interleaved
-    rounds (a job with ``k`` < the round number is skipped), keep each job's best time, and
-    score its last solution against the reference.
+    rounds (a job with ``k`` < the round number is skipped), keep each job's best CPU and wall
+    time, and score its last solution against the reference.
 
     Interleaving spreads a burst of competing load over all jobs instead of one job's repeats.
     """
     best = [np.inf] * len(jobs)
+    best_wall = [np.inf] * len(jobs)
     last = [None] * len(jobs)
     for rnd in range(max(j[5] for j in jobs)):
         for i, (_lab, _fam, solve, probs, rtol, k) in enumerate(jobs):
             if rnd >= k:
                 continue
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             last[i] = solve(probs, rtol)
-            best[i] = min(best[i], time.perf_counter() - t)
+            best_wall[i] = min(best_wall[i], time.perf_counter() - t)
+            best[i] = min(best[i], time.process_time() - c)
     rows = []
-    for (label, family, _s, probs, rtol, _k), sec, (y, ok, steps) in zip(jobs, best, last):
+    for (label, family, _s, probs, rtol, _k), sec, wall, (y, ok, steps) in zip(
+            jobs, best, best_wall, last):
         n = len(probs)
         se = state_error(y, ref[:n], log_mask)
         ee = endpoint_error(endpoint_values(y, P[:n]), ref_ep[:n])
         good = ok & np.isfinite(se)
         se_max = float(se[good].max()) if good.any() else np.nan
         ee_max = ee[good].max(axis=0) if good.any() else np.full(len(ENDPOINTS), np.nan)
-        rows.append(Row(label, family, rtol, n, 1e3 * sec / n, se_max, ee_max,
+        rows.append(Row(label, family, rtol, n, 1e3 * sec / n, 1e3 * wall / n, se_max, ee_max,
                         int(n - good.sum()), None if steps is None or not ok.any()
                         else float(np.mean(steps[ok]))))
     return rows
@@ -246,7 +252,7 @@ _STYLE = {"cartsim rodas4": ("C0", "o"), "cartsim dp5": ("C1", "s"), "cartsim bd
 
 
 def figure(rows: list[Row], floor: tuple[float, float], title: str, path: Path) -> None:
-    """Two log-log panels, state error and endpoint error, against ms per patient-year."""
+    """Two log-log panels, state error and endpoint error, against CPU ms per patient-year."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,7 +287,7 @@ def figure(rows: list[Row], floor: tuple[float, float], title: str, path: Path) 
     axes[0].set_xlabel("state error: max |ln x - ln x_ref| over cell states, days, patients")
     axes[1].set_xlabel("endpoint error: max relative error of Cmax, Tmax, AUC0-28, blasts d28"
                        f"\n(dotted: the {ACC_LIMIT:g} criterion)")
-    axes[0].set_ylabel("ms per patient-year, 1 thread (best of repeats)")
+    axes[0].set_ylabel("CPU ms per patient-year, 1 thread (best of repeats)")
     handles, names = axes[1].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncol=5, fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=9)
@@ -297,7 +303,7 @@ EQUAL_ERRORS = (1e-4, 1e-5, 1e-6, 1e-7)
 
 
 def cost_at(rows: list[Row], target: float) -> float:
-    """ms per patient-year at which one method's max endpoint error reaches ``target``.
+    """CPU ms per patient-year at which one method's max endpoint error reaches ``target``.
 
     ``rows``: one method, any order. Walks from the loosest to the tightest tolerance and
     interpolates log(ms) linearly in log(error) on the first segment that crosses ``target``;
@@ -324,11 +330,13 @@ def _ms(x: float) -> str:
 
 def markdown(rows: list[Row]) -> str:
     """The work-precision table as Markdown (for benchmarks/README.md)."""
-    out = ["| method | rtol | patients | ms per patient-year | state error | endpoint error "
-           "(worst) | within 1e-4 | failures |", "|---|---|---|---|---|---|---|---|"]
+    out = ["| method | rtol | patients | CPU ms per patient-year | wall ms | state error | "
+           "endpoint error (worst) | within 1e-4 | failures |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         worst = ENDPOINTS[int(np.nanargmax(r.ep_err))] if np.isfinite(r.ep_err).any() else "-"
-        out.append(f"| {r.label} | {r.rtol:.0e} | {r.n} | {r.ms:.3f} | {_e(r.state_err)} | "
+        out.append(f"| {r.label} | {r.rtol:.0e} | {r.n} | {r.ms:.3f} | {r.ms_wall:.3f} | "
+                   f"{_e(r.state_err)} | "
                    f"{_e(r.ep_max)} ({worst}) | {'yes' if r.meets else 'no'} | {r.failures} |")
     return "\n".join(out)
 
@@ -347,7 +355,7 @@ def main(argv=None) -> int:
                     help="first patients of those for solve_ivp (default 8; --quick 2)")
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed calls of a compiled solver, in interleaved rounds, best taken "
-                         "(default 10; --quick 1); solve_ivp is timed once")
+                         "(default 10; --quick 1); solve_ivp at most twice")
     ap.add_argument("--seed", type=int, default=20240607, help="patients' seed (as run.py)")
     ap.add_argument("--figure", default=None,
                     help=f"output PNG (default {DEFAULT_FIGURE.relative_to(REPO)}; --quick: "
@@ -415,7 +423,8 @@ def main(argv=None) -> int:
     if S.nl is not None:
         methods.append(("numbalsoda lsoda", "numbalsoda", S.numbalsoda, problems, rtols,
                         repeats))
-    methods += [(f"solve_ivp {m}", "scipy", S.scipy(m), problems[:n_sp], rtols_sp, 1)
+    methods += [(f"solve_ivp {m}", "scipy", S.scipy(m), problems[:n_sp], rtols_sp,
+                 min(2, repeats))
                 for m in ("LSODA", "BDF", "Radau")]
     _hdr("Compilation / first call (1 patient, not in the timings)")
     for label, _f, solve, probs, _r, _k in methods:
@@ -428,19 +437,21 @@ def main(argv=None) -> int:
         print(f"  numbalsoda: SKIPPED ({S.nl_error}); install it with `apt-get install -y "
               "gfortran && .venv/bin/python -m pip install numbalsoda`")
 
-    _hdr("Work-precision (ms per patient-year, 1 thread; errors vs the reference)")
+    _hdr("Work-precision (CPU and wall ms per patient-year, 1 thread; errors vs the reference)")
     load = OtherLoad()
     jobs = [(label, fam, solve, probs, rtol, k)
             for label, fam, solve, probs, rts, k in methods for rtol in rts]
     rows = measure(jobs, ref, ref_ep, P, lm)
     other = load.stop()
-    hdr = (f"  {'method':18s} {'rtol':>6s} {'pat':>4s} {'ms/pat-yr':>9s} {'steps':>6s} "
-           f"{'state err':>9s} {'endpt err':>9s} {'worst':>10s} {'1e-4':>4s} {'fail':>4s}")
+    hdr = (f"  {'method':18s} {'rtol':>6s} {'pat':>4s} {'CPU ms':>8s} {'wall ms':>8s} "
+           f"{'steps':>6s} {'state err':>9s} {'endpt err':>9s} {'worst':>10s} {'1e-4':>4s} "
+           f"{'fail':>4s}")
     print(hdr)
     for r in rows:
         worst = ENDPOINTS[int(np.nanargmax(r.ep_err))] if np.isfinite(r.ep_err).any() else "-"
         steps = f"{r.steps:6.0f}" if r.steps is not None and np.isfinite(r.steps) else "     -"
-        print(f"  {r.label:18s} {r.rtol:6.0e} {r.n:4d} {r.ms:9.3f} {steps} {_e(r.state_err):>9s} "
+        print(f"  {r.label:18s} {r.rtol:6.0e} {r.n:4d} {r.ms:8.3f} {r.ms_wall:8.3f} {steps} "
+              f"{_e(r.state_err):>9s} "
               f"{_e(r.ep_max):>9s} {worst:>10s} {'ok' if r.meets else '-':>4s} {r.failures:4d}")
     print(f"  atol = Cd7Model.atol * rtol / {RTOL_DEFAULT:g}; steps: accepted steps per patient "
           f"(cartsim); 1e-4: every endpoint within {ACC_LIMIT:g} and no failure; errors under "
@@ -448,7 +459,7 @@ def main(argv=None) -> int:
     warn = "  <-- WARNING: competing load, timings inflated" if other > 0.2 else ""
     print(f"  CPU used by other processes during the sweep: {other:.2f} cores on average{warn}")
 
-    _hdr("At equal accuracy: ms per patient-year, 1 thread")
+    _hdr("At equal accuracy: CPU ms per patient-year, 1 thread")
     head = f"cartsim {model.default_method}"
     table = []
     for lab in dict.fromkeys(r.label for r in rows):
@@ -485,9 +496,10 @@ def main(argv=None) -> int:
                 for j, c in enumerate(costs)) + " |")
 
     if fig_path:
-        title = (f"cd7 model, {n_pat} virtual patients (solve_ivp: {n_sp}), days -5..365, 1 "
-                 f"thread; reference SciPy Radau rtol {REF_RADAU[0]:g}; "
-                 f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.2f}")
+        title = (f"cd7 model, {n_pat} virtual patients (solve_ivp: {n_sp}), days -5..365, CPU "
+                 f"time, 1 thread; reference SciPy Radau rtol {REF_RADAU[0]:g}; "
+                 f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.2f}, other "
+                 f"processes {other:.2f} cores")
         figure(rows, (floor_state, floor_ep), title, Path(fig_path))
         print(f"\nfigure: {fig_path}")
     print(f"total {time.perf_counter() - t_all:.0f} s; load average at end "
