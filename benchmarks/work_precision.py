@@ -1,7 +1,7 @@
 """Work-precision benchmark: error against cost of every ODE method on the ``cd7`` model.
 
-``.venv/bin/python benchmarks/work_precision.py`` (``make bench`` runs it; ~3-4 min on the
-2-vCPU machine, ``--quick`` ~1 min). See the "Work-precision" section of
+``.venv/bin/python benchmarks/work_precision.py`` (``make bench`` runs it; 3-5 min on the
+2-vCPU machine, ``--quick`` under a minute). See the "Work-precision" section of
 ``benchmarks/README.md``.
 
 Every method integrates the same compiled ``cd7`` right-hand side
@@ -191,7 +191,6 @@ class Row:
     """One (method, rtol) point of the work-precision diagram."""
 
     label: str
-    family: str  # "cartsim", "numbalsoda", "scipy"
     rtol: float
     n: int
     ms: float  # CPU time (process_time), best of the timed calls, per patient
@@ -211,7 +210,7 @@ class Row:
 
 
 def measure(jobs, ref, ref_ep, P, log_mask) -> list[Row]:
-    """Time every job ``(label, family, solve, problems, rtol, k)`` in ``max(k)`` interleaved
+    """Time every job ``(label, solve, problems, rtol, k)`` in ``max(k)`` interleaved
     rounds (a job with ``k`` < the round number is skipped), keep each job's best CPU and wall
     time, and score its last solution against the reference.
 
@@ -220,8 +219,8 @@ def measure(jobs, ref, ref_ep, P, log_mask) -> list[Row]:
     best = [np.inf] * len(jobs)
     best_wall = [np.inf] * len(jobs)
     last = [None] * len(jobs)
-    for rnd in range(max(j[5] for j in jobs)):
-        for i, (_lab, _fam, solve, probs, rtol, k) in enumerate(jobs):
+    for rnd in range(max(j[4] for j in jobs)):
+        for i, (_lab, solve, probs, rtol, k) in enumerate(jobs):
             if rnd >= k:
                 continue
             c, t = time.process_time(), time.perf_counter()
@@ -229,7 +228,7 @@ def measure(jobs, ref, ref_ep, P, log_mask) -> list[Row]:
             best_wall[i] = min(best_wall[i], time.perf_counter() - t)
             best[i] = min(best[i], time.process_time() - c)
     rows = []
-    for (label, family, _s, probs, rtol, _k), sec, wall, (y, ok, steps) in zip(
+    for (label, _s, probs, rtol, _k), sec, wall, (y, ok, steps) in zip(
             jobs, best, best_wall, last):
         n = len(probs)
         se = state_error(y, ref[:n], log_mask)
@@ -237,7 +236,7 @@ def measure(jobs, ref, ref_ep, P, log_mask) -> list[Row]:
         good = ok & np.isfinite(se)
         se_max = float(se[good].max()) if good.any() else np.nan
         ee_max = ee[good].max(axis=0) if good.any() else np.full(len(ENDPOINTS), np.nan)
-        rows.append(Row(label, family, rtol, n, 1e3 * sec / n, 1e3 * wall / n, se_max, ee_max,
+        rows.append(Row(label, rtol, n, 1e3 * sec / n, 1e3 * wall / n, se_max, ee_max,
                         int(n - good.sum()), None if steps is None or not ok.any()
                         else float(np.mean(steps[ok]))))
     return rows
@@ -393,7 +392,7 @@ def main(argv=None) -> int:
     problems = [pr for pr, k in zip(cand, keep) if k][:n_pat]
     n_pat = len(problems)
     n_sp = min(n_sp, n_pat)
-    print(f"patients: {n_pat} (seed {args.seed}; {int((~keep[:len(cand)]).sum())} of "
+    print(f"patients: {n_pat} (seed {args.seed}; {int((~keep).sum())} of "
           f"{len(cand)} candidates dropped for runaway CAR-T > {RUNAWAY:.0e} cells or a failed "
           f"screen); solve_ivp on the first {n_sp}")
     P = np.stack([pr.p for pr in problems])
@@ -418,16 +417,13 @@ def main(argv=None) -> int:
           f"{ref_ep[:, 3].min():.2g}..{ref_ep[:, 3].max():.2g} %")
 
     # --- methods: warm-up (compile), then the sweep over rtol ---------------------------------
-    methods = [(f"cartsim {m}", "cartsim", S.cartsim(m), problems, rtols, repeats)
-               for m in METHODS]
+    methods = [(f"cartsim {m}", S.cartsim(m), problems, rtols, repeats) for m in METHODS]
     if S.nl is not None:
-        methods.append(("numbalsoda lsoda", "numbalsoda", S.numbalsoda, problems, rtols,
-                        repeats))
-    methods += [(f"solve_ivp {m}", "scipy", S.scipy(m), problems[:n_sp], rtols_sp,
-                 min(2, repeats))
+        methods.append(("numbalsoda lsoda", S.numbalsoda, problems, rtols, repeats))
+    methods += [(f"solve_ivp {m}", S.scipy(m), problems[:n_sp], rtols_sp, min(2, repeats))
                 for m in ("LSODA", "BDF", "Radau")]
     _hdr("Compilation / first call (1 patient, not in the timings)")
-    for label, _f, solve, probs, _r, _k in methods:
+    for label, solve, probs, _r, _k in methods:
         t = time.perf_counter()
         solve(probs[:1], RTOL_DEFAULT)
         print(f"  {label:20s} {time.perf_counter() - t:6.2f} s")
@@ -439,8 +435,8 @@ def main(argv=None) -> int:
 
     _hdr("Work-precision (CPU and wall ms per patient-year, 1 thread; errors vs the reference)")
     load = OtherLoad()
-    jobs = [(label, fam, solve, probs, rtol, k)
-            for label, fam, solve, probs, rts, k in methods for rtol in rts]
+    jobs = [(label, solve, probs, rtol, k)
+            for label, solve, probs, rts, k in methods for rtol in rts]
     rows = measure(jobs, ref, ref_ep, P, lm)
     other = load.stop()
     hdr = (f"  {'method':18s} {'rtol':>6s} {'pat':>4s} {'CPU ms':>8s} {'wall ms':>8s} "
