@@ -44,7 +44,7 @@ wheel-check:
 lint: venv
 	$(BIN)/ruff check .
 
-# ~15 min on the 2-core machine; each script also runs alone (see benchmarks/README.md).
+# ~20 min on the 2-core machine; each script also runs alone (see benchmarks/README.md).
 bench: venv
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/trial.py
