@@ -107,3 +107,25 @@ def _gather(run_cfg, directory: Path) -> None:
           f"{result.endpoints.sizes['patient']} patients into {directory}", file=sys.stderr,
           flush=True)
     write_trial_result(result, run_cfg, directory)
+
+
+def report_sharded_multirun(shard, sweep_dir) -> None:
+    """What the end of a sharded multirun says (called by the gather callback in the
+    launching process): where the gathered trial is, or which shards have no part yet."""
+    from cartsim.shard.trial import PARTS_DIR, part_path
+
+    directory = Path(str(shard.get("dir") or sweep_dir)).expanduser()
+    count = int(shard.get("count"))
+    missing = [i for i in range(count) if not part_path(directory, i, count).is_file()]
+    gathered = directory / "trial_endpoints.nc"
+    if missing:
+        print(f"cartsim: sharded trial in {directory}: shards {', '.join(map(str, missing))} "
+              f"of {count} have no part in {PARTS_DIR}/ (failed, killed or not run); re-run "
+              f"the same command with hydra.sweep.dir={sweep_dir} to compute only those",
+              file=sys.stderr, flush=True)
+    elif gathered.is_file():
+        print(f"cartsim: sharded trial of {count} shards gathered: {gathered}", flush=True)
+    else:
+        print(f"cartsim: sharded trial in {directory}: all {count} parts written; gather them "
+              f"with the same overrides plus shard.index=null shard.dir={directory}",
+              flush=True)
