@@ -126,8 +126,11 @@ def _app(cfg: DictConfig) -> None:
         _report(exc)
 
 
-SHARDED_TASKS = ("trial",)
-"""Tasks that ``shard.count > 1`` splits into shard jobs (:mod:`cartsim.tasks.shard`)."""
+SHARDED_TASKS: dict[str, Callable[[RunConfig, Path], None]] = {
+    "trial": _lazy_task("cartsim.tasks.shard", "run_trial_shard_task"),
+}
+"""What ``task=NAME`` runs with ``shard.count > 1``: one shard, or the gather of the parts
+(:mod:`cartsim.tasks.shard`)."""
 
 
 def _run_job(cfg: DictConfig, task_name: str) -> None:
@@ -146,7 +149,8 @@ def _run_job(cfg: DictConfig, task_name: str) -> None:
         print(f"cartsim: job {hc.job.num} ({', '.join(hc.overrides.task) or 'no overrides'}) "
               f"already complete in {output_dir}: skipped", flush=True)
         return
-    TASKS[task_name](run_cfg, output_dir)
+    task = SHARDED_TASKS[task_name] if run_cfg.shard.sharded else TASKS[task_name]
+    task(run_cfg, output_dir)
     if multirun:
         mark_done(output_dir, key)
 

@@ -17,14 +17,9 @@ def run_trial_task(run_cfg, output_dir: Path) -> None:
     With ``trial.ensemble`` the trial also runs at the calibration ensemble's members and
     writes ``trial_summary_uncertainty.csv``; with ``trial.html_report=true`` also
     ``report.html`` (the trajectories it shows as ``task=report`` chooses them). With
-    ``shard.count > 1`` the job computes one shard, or gathers them
-    (:func:`cartsim.tasks.shard.run_trial_shard_task`).
+    ``shard.count > 1``, ``cartsim.cli`` runs :func:`cartsim.tasks.shard.run_trial_shard_task`
+    instead (one shard, or the gather of the parts).
     """
-    if run_cfg.shard.sharded:
-        from cartsim.tasks.shard import run_trial_shard_task
-
-        run_trial_shard_task(run_cfg, output_dir)
-        return
     from cartsim.trial import run_trial
 
     opts = run_cfg.trial
