@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/python benchmarks/trial.py
 	$(BIN)/python benchmarks/fit.py
 	$(BIN)/python benchmarks/sweep.py --multirun-points 100
+	$(BIN)/python benchmarks/shard.py
 
 # Build artefacts and caches only; keeps .venv and the run outputs (outputs/, multirun/).
 clean:
