@@ -70,7 +70,8 @@ def main() -> None:
           f"{one:.1f} s; {args.shards} shard jobs {sum(walls):.1f} s (each "
           f"{min(walls):.1f}-{max(walls):.1f} s) + gather {gather:.1f} s = {total:.1f} s; "
           f"overhead {per_job:.2f} s per shard job ({100 * per_job / one:.1f}% of the one "
-          f"job); gathered result identical to the one job: {same}", flush=True)
+          f"job); gathered result identical to the one job: {same}; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     if not same:
         sys.exit("the gathered trial differs from the one job's")
 

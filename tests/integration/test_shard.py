@@ -8,6 +8,7 @@ and its results table the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -152,6 +153,29 @@ def test_a_part_from_another_config_is_refused(sharded, tmp_path, one_job):
         _shards(_cfg(), directory)
     got = gather_trial(directory, COUNT, _hash(_cfg()), n=40)
     assert got.endpoints.identical(one_job.endpoints)
+
+
+def test_stochastic_engine_shards_are_identical_to_one_job(tmp_path):
+    # each patient is one stochastic realisation whose stream is keyed by its global index
+    from cartsim.tasks.common import engine_simulator
+
+    cfg = load_run_config(["task=trial", "population.n=12", "output.t_end=60",
+                           "trial.chunk_size=5", "engine=stochastic"])
+    simulate_fn = engine_simulator(cfg)
+    one = run_trial(cfg.scenario(), cfg.population, cfg.endpoints, options=cfg.trial,
+                    simulate_fn=simulate_fn)
+    engine = {"engine": "stochastic", "stochastic": dataclasses.asdict(cfg.stochastic)}
+    for i in range(3):
+        run_trial_shard(cfg.scenario(), cfg.population, cfg.endpoints, index=i, count=3,
+                        directory=tmp_path, options=cfg.trial, simulate_fn=simulate_fn,
+                        engine=engine)
+    digest = trial_hash(trial_description(cfg.scenario(), cfg.population, cfg.endpoints,
+                                          cfg.trial, count=3, engine=engine))
+    assert gather_trial(tmp_path, 3, digest, n=12).endpoints.identical(one.endpoints)
+    # the engine is part of the configuration: the ODE's hash does not accept these parts
+    ode = trial_hash(trial_description(cfg.scenario(), cfg.population, cfg.endpoints,
+                                       cfg.trial, count=3))
+    assert part_states(tmp_path, 3, ode, 12) == [MISMATCH] * 3
 
 
 def test_shard_options_are_validated():
