@@ -240,8 +240,12 @@ def gather_trial(directory, count: int, digest: str, *, n: int | None = None,
     """Assemble the parts of a sharded trial into one :class:`~cartsim.trial.TrialResult`.
 
     The endpoints (and kept trajectories) are the parts concatenated in patient order, with
-    the single job's attributes (``n_patients`` the whole trial's); they equal the one-job
-    run's exactly. ``cohort`` is None (a renderer that needs scenarios re-draws them).
+    the single job's attributes (``n_patients`` the whole trial's). The endpoints are
+    identical to the one job's (``xarray.Dataset.identical``: values, dtypes, coordinates,
+    every attribute). Kept trajectories are equal in every variable and coordinate; their
+    ``created``/``history`` stamps differ, and so does ``patient_overrides``, which
+    :func:`cartsim.trial.run_trial` keeps for its first chunk only (shard 0's first chunk
+    here). ``cohort`` is None (a renderer that needs scenarios re-draws them).
 
     Raises
     ------

@@ -178,6 +178,27 @@ def test_stochastic_engine_shards_are_identical_to_one_job(tmp_path):
     assert part_states(tmp_path, 3, ode, 12) == [MISMATCH] * 3
 
 
+TRAJECTORY_ATTRS_IGNORED = ("created", "history", "patient_overrides")
+"""Attributes of kept trajectories that differ: the time each chunk was simulated, and the
+per-patient overrides, which ``run_trial`` keeps for its first chunk only (a shard's first
+chunk is another length)."""
+
+
+def test_kept_trajectories_gather_to_the_one_job_values(tmp_path):
+    cfg = _cfg("population.n=20", "trial.save_trajectories=true")
+    one = run_trial(cfg.scenario(), cfg.population, cfg.endpoints, options=cfg.trial)
+    _shards(cfg, tmp_path)
+    got = gather_trial(tmp_path, COUNT, _hash(cfg), n=20)
+    assert got.endpoints.identical(one.endpoints)
+    a, b = one.trajectories, got.trajectories
+    assert a.equals(b)  # every variable and coordinate, bit for bit
+    for name in a.variables:
+        assert a[name].attrs.keys() == b[name].attrs.keys(), name
+    keep = set(a.attrs) - set(TRAJECTORY_ATTRS_IGNORED)
+    assert keep == set(b.attrs) - set(TRAJECTORY_ATTRS_IGNORED)
+    assert all(str(a.attrs[k]) == str(b.attrs[k]) for k in keep)
+
+
 def test_shard_options_are_validated():
     with pytest.raises(ScenarioError, match=r"shard.index=4 is not accepted"):
         load_run_config(["shard.count=4", "shard.index=4"])
