@@ -329,6 +329,7 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
     # stream order is part of the seed's meaning: append new streams, never reorder
     (rng_cov, rng_em, rng_re, rng_clone, rng_pe, rng_emr), seed_attr = _streams(seed, 6)
     n = spec.n
+    rows = None if patients is None else _rows(patients, n)
     values, info, cov_redraws = _draw_covariates(rng_cov, spec)
     p = spec.em_probability
     present = None
@@ -361,8 +362,7 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
     if spec.random_effects:
         thetas, re_data, re_redraws = _draw_random_effects(rng_re, spec, base)
     poor = _poor_expanders(rng_pe, spec, base, thetas, re_data)
-    if patients is not None:
-        rows = _rows(patients, n)
+    if rows is not None:
         values, thetas = ({k: np.asarray(v)[rows] for k, v in d.items()} for d in (values, thetas))
         re_data = {k: (dims, arr[rows], attrs) for k, (dims, arr, attrs) in re_data.items()}
         present, poor, refractory = (None if a is None else a[rows]
@@ -372,7 +372,8 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
         scenarios = build_scenarios(base, n, values, thetas)
     except PatientRejected as exc:
         where = f"{PREFIX}.covariates.{exc.name}" if exc.name else f"{PREFIX}.covariates"
-        raise ScenarioError(f"{where}: drawn patient {exc.index} is not a valid scenario: "
+        index = exc.index + (0 if rows is None else rows.start)
+        raise ScenarioError(f"{where}: drawn patient {index} is not a valid scenario: "
                             f"{exc.cause}; set bounds (lower/upper) that keep draws in the "
                             "accepted range") from exc
     attrs = {"source": "drawn", "seed": seed_attr, "model": base.model.name,
@@ -390,7 +391,7 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
         raise ScenarioError(f"{PREFIX}.random_effects: parameter names {sorted(clash)} clash "
                             "with covariate table variables")
     table = table.assign(re_data)
-    if patients is not None:
+    if rows is not None:
         table = table.assign_coords(patient=("patient", np.arange(rows.start, rows.stop),
                                              table["patient"].attrs))
     if poor is not None:
