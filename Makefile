@@ -51,6 +51,7 @@ bench: venv
 	$(BIN)/python benchmarks/fit.py
 	$(BIN)/python benchmarks/sweep.py --multirun-points 100
 	$(BIN)/python benchmarks/work_precision.py
+	$(BIN)/python benchmarks/shard.py
 
 # Build artefacts and caches only; keeps .venv and the run outputs (outputs/, multirun/).
 clean:

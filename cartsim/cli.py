@@ -8,6 +8,8 @@ Examples::
     cartsim +experiment=high_burden_ko
     cartsim --cfg job                  # print the composed config, run nothing
     cartsim task=trial population.n=200 product=ns7car   # a virtual trial and its report
+    cartsim -m task=trial population.n=100000 shard.count=8 'shard.index=range(0,8)'
+                                       # one trial as 8 launcher jobs, gathered (cartsim.shard)
 
 Keys and types are checked by Hydra when the config is composed (its own error
 message, exit code 1); values are checked when the config becomes a
@@ -124,18 +126,31 @@ def _app(cfg: DictConfig) -> None:
         _report(exc)
 
 
+SHARDED_TASKS: dict[str, Callable[[RunConfig, Path], None]] = {
+    "trial": _lazy_task("cartsim.tasks.shard", "run_trial_shard_task"),
+}
+"""What ``task=NAME`` runs with ``shard.count > 1``: one shard, or the gather of the parts
+(:mod:`cartsim.tasks.shard`)."""
+
+
 def _run_job(cfg: DictConfig, task_name: str) -> None:
     run_cfg = to_run_config(cfg)
+    if run_cfg.shard.sharded and task_name not in SHARDED_TASKS:
+        raise ScenarioError(f"shard.count={run_cfg.shard.count} is not accepted with "
+                            f"task={task_name}: expected task={' or '.join(SHARDED_TASKS)}, "
+                            "or shard.count=1")
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    multirun = hc.mode == RunMode.MULTIRUN
+    # a shard job's part file is its completion record (re-run when missing or foreign)
+    multirun = hc.mode == RunMode.MULTIRUN and not run_cfg.shard.sharded
     key = job_key(list(hc.overrides.task)) if multirun else None
     if multirun and job_done(output_dir, key):
         print(f"cartsim: job {hc.job.num} ({', '.join(hc.overrides.task) or 'no overrides'}) "
               f"already complete in {output_dir}: skipped", flush=True)
         return
-    TASKS[task_name](run_cfg, output_dir)
+    task = SHARDED_TASKS[task_name] if run_cfg.shard.sharded else TASKS[task_name]
+    task(run_cfg, output_dir)
     if multirun:
         mark_done(output_dir, key)
 

@@ -56,6 +56,7 @@ from cartsim.options import (
     TrialOptions,
 )
 from cartsim.scenario import Scenario, ScenarioError
+from cartsim.shard.options import ShardOptions
 from cartsim.structured import (  # re-exported: cartsim.config.ConfigError, .to_scenario
     ConfigError,
     build,
@@ -114,6 +115,7 @@ class RunConfig(Scenario):
     fit : what ``task=fit`` estimates and how (``conf/fit/``).
     sweep : what ``task=sweep`` varies (``conf/sweep/``, e.g. ``sweep=dose_vs_burden``).
     sensitivity : what ``task=sensitivity`` analyses (``conf/sensitivity/``).
+    shard : how ``task=trial`` is split into shard jobs (:mod:`cartsim.shard`).
     """
 
     task: str = "simulate"
@@ -127,6 +129,7 @@ class RunConfig(Scenario):
     fit: FitOptions = dataclasses.field(default_factory=FitOptions)
     sweep: SweepSpec = dataclasses.field(default_factory=SweepSpec)
     sensitivity: SensitivityOptions = dataclasses.field(default_factory=SensitivityOptions)
+    shard: ShardOptions = dataclasses.field(default_factory=ShardOptions)
 
     def __post_init__(self) -> None:
         parent_check = getattr(super(), "__post_init__", None)

@@ -71,7 +71,8 @@ class TrialResult:
 
 def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
               options: TrialOptions | None = None, seed: int | None = None,
-              method: str | None = None, simulate_fn=None) -> TrialResult:
+              method: str | None = None, simulate_fn=None,
+              first_patient: int = 0) -> TrialResult:
     """Simulate a virtual trial and compute every endpoint.
 
     Parameters
@@ -90,6 +91,9 @@ def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
         simulates one chunk whose first patient has global index ``start``; default: the
         ODE (:func:`cartsim.simulate`). The stochastic engines plug in here
         (``engine=stochastic``: one realisation per patient).
+    first_patient : index of the cohort's first patient in a larger trial (default 0): a
+        shard of that trial (:mod:`cartsim.shard`) gives its patients the indices, hence the
+        death draws and stochastic streams, they have in the whole trial.
 
     Returns
     -------
@@ -113,8 +117,8 @@ def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
     scenarios = [dataclasses.replace(s, seed=seed) for s in cohort.scenarios]
     n = len(scenarios)
     parts, trajectories = [], []
-    for start in range(0, n, options.chunk_size):
-        chunk = scenarios[start:start + options.chunk_size]
+    for start in range(first_patient, first_patient + n, options.chunk_size):
+        chunk = scenarios[start - first_patient:start - first_patient + options.chunk_size]
         ds = simulate(chunk, method=method) if simulate_fn is None else simulate_fn(chunk, start)
         ds = ds.assign_coords(patient=("patient", np.arange(start, start + len(chunk)),
                                        ds["patient"].attrs))
@@ -123,7 +127,8 @@ def run_trial(base: Scenario, population=None, settings=None, *, cohort=None,
             trajectories.append(ds)
     ep = xr.concat(parts, dim="patient", combine_attrs="override") if len(parts) > 1 \
         else parts[0]
-    table = cohort.table.assign_coords(patient=("patient", np.arange(n)))
+    table = cohort.table.assign_coords(patient=("patient", np.arange(first_patient,
+                                                                     first_patient + n)))
     ep = xr.merge([ep, table], combine_attrs="override", compat="override")
     ep.attrs.update(_trial_attrs(cohort, seed, n, options))
     traj = None

@@ -296,7 +296,7 @@ def _draw_random_effects(rng, spec: PopulationSpec, base: Scenario):
 
 
 def draw_cohort(base: Scenario, spec: PopulationSpec,
-                seed: int | np.random.Generator) -> Cohort:
+                seed: int | np.random.Generator, *, patients: range | None = None) -> Cohort:
     """Draw ``spec.n`` virtual patients around ``base``.
 
     Parameters
@@ -305,6 +305,12 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
     spec : covariate distributions, extramedullary probability and random effects.
     seed : a non-negative integer or a ``numpy.random.Generator``; the same
         seed gives the same cohort. A Generator is recorded as seed -1.
+    patients : a ``range(a, b)`` of patient indices (step 1, within ``0..spec.n``): the
+        values of all ``spec.n`` patients are drawn (the draw is one sequence, so a
+        patient's values depend on the patients drawn before it), but only these patients'
+        scenarios and table rows are built, the table's ``patient`` coordinate holding their
+        indices ``a..b-1``: the rows ``a..b-1`` of the whole cohort, at the cost of the
+        vectorised draw (a shard of a trial, :mod:`cartsim.shard`). Default: all.
 
     Returns
     -------
@@ -323,6 +329,7 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
     # stream order is part of the seed's meaning: append new streams, never reorder
     (rng_cov, rng_em, rng_re, rng_clone, rng_pe, rng_emr), seed_attr = _streams(seed, 6)
     n = spec.n
+    rows = None if patients is None else _rows(patients, n)
     values, info, cov_redraws = _draw_covariates(rng_cov, spec)
     p = spec.em_probability
     present = None
@@ -355,11 +362,18 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
     if spec.random_effects:
         thetas, re_data, re_redraws = _draw_random_effects(rng_re, spec, base)
     poor = _poor_expanders(rng_pe, spec, base, thetas, re_data)
+    if rows is not None:
+        values, thetas = ({k: np.asarray(v)[rows] for k, v in d.items()} for d in (values, thetas))
+        re_data = {k: (dims, arr[rows], attrs) for k, (dims, arr, attrs) in re_data.items()}
+        present, poor, refractory = (None if a is None else a[rows]
+                                     for a in (present, poor, refractory))
+        n = rows.stop - rows.start
     try:
         scenarios = build_scenarios(base, n, values, thetas)
     except PatientRejected as exc:
         where = f"{PREFIX}.covariates.{exc.name}" if exc.name else f"{PREFIX}.covariates"
-        raise ScenarioError(f"{where}: drawn patient {exc.index} is not a valid scenario: "
+        index = exc.index + (0 if rows is None else rows.start)
+        raise ScenarioError(f"{where}: drawn patient {index} is not a valid scenario: "
                             f"{exc.cause}; set bounds (lower/upper) that keep draws in the "
                             "accepted range") from exc
     attrs = {"source": "drawn", "seed": seed_attr, "model": base.model.name,
@@ -377,6 +391,9 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
         raise ScenarioError(f"{PREFIX}.random_effects: parameter names {sorted(clash)} clash "
                             "with covariate table variables")
     table = table.assign(re_data)
+    if rows is not None:
+        table = table.assign_coords(patient=("patient", np.arange(rows.start, rows.stop),
+                                             table["patient"].attrs))
     if poor is not None:
         table["poor_expander"] = ("patient", poor, {
             "units": "1", "long_name": "product in the poor-expander class (rho_max x "
@@ -387,6 +404,16 @@ def draw_cohort(base: Scenario, spec: PopulationSpec,
             f"(em_access x {spec.em_refractory_factor:g}, probability "
             f"{spec.em_refractory_probability:g} among patients with a mass)"})
     return Cohort(scenarios, table)
+
+
+def _rows(patients, n: int) -> slice:
+    """``patients`` (a step-1 range within ``0..n``) as a slice, or a ScenarioError."""
+    ok = (isinstance(patients, range) and patients.step == 1
+          and 0 <= patients.start < patients.stop <= n)
+    if not ok:
+        raise ScenarioError(f"patients={patients!r} is not accepted: expected range(a, b) with "
+                            f"0 <= a < b <= population.n={n}")
+    return slice(patients.start, patients.stop)
 
 
 def _em_refractory(rng, spec: PopulationSpec, base: Scenario, values: dict, info: dict):

@@ -41,6 +41,11 @@ class GatherCallback(Callback):
         from cartsim.sweep.gather import gather_and_write, summary_line
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        if (config.get("shard") or {}).get("count", 1) > 1:  # its jobs gather (cartsim.shard)
+            from cartsim.tasks.shard import report_sharded_multirun
+
+            report_sharded_multirun(config.shard, sweep_dir)
+            return
         try:
             ds, path = gather_and_write(sweep_dir, file=self.file, fmt=self.format)
         except Exception as exc:  # the jobs' own files stay; report, don't crash the launcher

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cartsim.tasks.common import check_some_solved, engine_simulator
 
-__all__ = ["run_trial_task"]
+__all__ = ["run_trial_task", "write_trial_result"]
 
 
 def run_trial_task(run_cfg, output_dir: Path) -> None:
@@ -16,10 +16,10 @@ def run_trial_task(run_cfg, output_dir: Path) -> None:
     realisation (stream = the patient's index, so chunking does not change the result).
     With ``trial.ensemble`` the trial also runs at the calibration ensemble's members and
     writes ``trial_summary_uncertainty.csv``; with ``trial.html_report=true`` also
-    ``report.html`` (the trajectories it shows as ``task=report`` chooses them).
+    ``report.html`` (the trajectories it shows as ``task=report`` chooses them). With
+    ``shard.count > 1``, ``cartsim.cli`` runs :func:`cartsim.tasks.shard.run_trial_shard_task`
+    instead (one shard, or the gather of the parts).
     """
-    from cartsim.report import format_trial_summary
-    from cartsim.reporting import write_trial
     from cartsim.trial import run_trial
 
     opts = run_cfg.trial
@@ -34,6 +34,14 @@ def run_trial_task(run_cfg, output_dir: Path) -> None:
             run_cfg.scenario(), run_cfg.population, run_cfg.endpoints,
             read_members(opts.ensemble), k=opts.ensemble_members, options=opts,
             simulate_fn=engine_simulator(run_cfg))
+    write_trial_result(result, run_cfg, output_dir, uncertainty)
+
+
+def write_trial_result(result, run_cfg, output_dir: Path, uncertainty=None) -> None:
+    """Write a trial's files into ``output_dir``, print its results table and the paths."""
+    from cartsim.report import format_trial_summary
+    from cartsim.reporting import write_trial
+
     result.endpoints.attrs["engine"] = run_cfg.engine
     trajectories = None
     if result.html_report:
