@@ -24,7 +24,8 @@ def fit(data: str | Path | Observations, parameters: Sequence[str] | None = None
         :class:`~cartsim.fitting.data.Observations` read from one.
     parameters : model parameters to estimate (overrides ``options.parameters``); for
         ``cd7`` also the patient-level ``marrow_blast_pct``, ``blast_growth_per_day``,
-        ``cd7neg_blast_fraction``, ``cd7_density`` (:mod:`cartsim.fitting.scenario_parameters`).
+        ``cd7neg_blast_fraction``, ``cd7_density`` and the per-patient share of blasts in
+        blood ``f_blood_blast`` (:mod:`cartsim.fitting.scenario_parameters`).
     model : ``cd7`` or ``stein2019`` (used when ``base`` is not given).
     method : ``individual`` (maximum likelihood for one patient) or ``population``
         (nonlinear mixed effects by SAEM); default ``options.method`` (``individual``).

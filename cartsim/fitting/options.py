@@ -28,8 +28,8 @@ class FitOptions:
     ----------
     parameters : model parameters to estimate (names of the model's parameter set); for
         ``cd7`` also the patient-level scenario fields ``marrow_blast_pct``,
-        ``blast_growth_per_day``, ``cd7neg_blast_fraction``, ``cd7_density``
-        (:mod:`cartsim.fitting.scenario_parameters`).
+        ``blast_growth_per_day``, ``cd7neg_blast_fraction``, ``cd7_density`` and the
+        observation parameter ``f_blood_blast`` (:mod:`cartsim.fitting.scenario_parameters`).
     method : ``individual`` (maximum likelihood, one patient) or ``population``
         (nonlinear mixed effects by SAEM, all patients).
     patient : ID of the patient of an individual fit (null: the data hold one patient).
