@@ -18,10 +18,15 @@ and conversion in that folder), fitted with ``stein2019`` (6 parameters + residu
    (target < 60 s); then the same on three synthetic twins of the data (same schedules and
    LLOQ, truth ``TWIN``): the verdict and how many true values lie in the 95% intervals.
 
+``--replicates N``: SAEM on N re-drawn synthetic ``cd7`` cohorts, two MCMC seeds each: the
+empirical SD of the estimates against the reported standard errors, the Monte Carlo SD of
+one run, the bias and the coverage of the 95% intervals over the replicates.
+
 ``--synthetic``: the timings of issue 4 (a 6-parameter ``cd7`` individual fit, target < 2 s;
 SAEM on 50 simulated ``cd7`` / ``stein2019`` patients, target < 120 s; ``--quick``: 20), and
-SAEM with three restarts on the shipped synthetic ``cd7`` cohort: spread of the restarts and
-the true typical values against the 95% intervals.
+SAEM with three restarts on the synthetic ``cd7`` cohort (the shipped draws, simulated by the
+current model; the benchmark says whether the shipped file is stale): spread of the restarts
+and the true typical values against the 95% intervals.
 
 Each timed line prints the measured time, the target and their ratio (< 1 meets the target).
 Nothing is written into the repository.
@@ -208,16 +213,41 @@ def twin_population(obs) -> None:
                       f"; named: {sorted(res.problem_parameters_)}")
 
 
-def synthetic_recovery() -> None:
-    """SAEM (three restarts, the task's 100 + 50 iterations: each is a batch of ODE solves) on
-    the shipped synthetic ``cd7`` cohort: the restarts' spread in standard errors and the true
-    typical values (``TYPICAL``) inside the 95% intervals."""
-    obs = read_observations(SHIPPED)
+def _current_cohort(seed: int, tmp: Path):
+    """The synthetic ``cd7`` cohort of ``experiments/make_example_data.py`` with cohort seed
+    ``seed``, simulated by the current model (the shipped file, seed ``SHIPPED_SEED``, is only
+    the truth of the model version that wrote it): ``(observations, truth CSV text)``."""
+    import sys
+
+    sys.path.insert(0, str(REAL.parents[2]))
+    from make_example_data import synthetic_cohort
+
+    data, truth = synthetic_cohort(seed)
+    path = tmp / f"cohort_{seed}.csv"
+    path.write_text(data)
+    return read_observations(path), truth
+
+
+SHIPPED_SEED = 20261122
+"""Seed of the shipped synthetic cohort (experiments/make_example_data.py)."""
+
+
+def synthetic_recovery(n_smooth: int = 150) -> None:
+    """SAEM (three restarts, 100 + ``n_smooth`` iterations: each is a batch of ODE solves) on
+    the synthetic ``cd7`` cohort (the shipped design and draws, simulated by the current
+    model): the restarts' spread in standard errors and the true typical values
+    (``TYPICAL``) inside the 95% intervals."""
+    with tempfile.TemporaryDirectory() as d:
+        obs, truth = _current_cohort(SHIPPED_SEED, Path(d))
+        stale = Path(d, f"cohort_{SHIPPED_SEED}.csv").read_text() != SHIPPED.read_text()
+    print(f"shipped synthetic cohort {'differs from' if stale else 'equals'} the current "
+          "model's simulation of it" + (" (stale: regenerate it with "
+                                        "experiments/make_example_data.py)" if stale else ""))
     names = list(TYPICAL)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always", ConvergenceWarning)
-        res = PopulationFit(names, n_explore=100, n_smooth=50).fit(obs)
+        res = PopulationFit(names, n_explore=100, n_smooth=n_smooth).fit(obs)
     dt = time.perf_counter() - t0
     print(f"SAEM, shipped synthetic cd7 cohort ({obs.n_patients} patients), {len(names)} "
           f"parameters: status {res.status_}")
@@ -225,7 +255,7 @@ def synthetic_recovery() -> None:
     for w in rec:
         if issubclass(w.category, ConvergenceWarning):
             print(f"  warning: {w.message}")
-    sample = _sample_typical(names)
+    sample = _sample_typical(names, truth)
     inside = 0
     for n in names:
         lo, hi = res.ci_[n]
@@ -240,19 +270,57 @@ def synthetic_recovery() -> None:
            f"[{res.status_}, truth inside 95% CI {inside}/{len(names)}]")
 
 
-def _sample_typical(names) -> dict[str, float]:
-    """Geometric mean of each parameter over the patients actually drawn for the shipped
-    cohort (``synthetic_cohort_truth.csv``): the typical value of this sample, which a fit
-    of these 20 patients estimates (it differs from ``TYPICAL`` by omega / sqrt(20))."""
+def _sample_typical(names, truth: str) -> dict[str, float]:
+    """Geometric mean of each parameter over the patients actually drawn for the cohort
+    (``truth``, the text of ``synthetic_cohort_truth.csv``): the typical value of this sample
+    (it differs from ``TYPICAL`` by about omega / sqrt(20))."""
     import csv
+    import io
 
-    with open(SHIPPED.with_name("synthetic_cohort_truth.csv"), newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = list(csv.DictReader(io.StringIO(truth)))
     out = {}
     for n in names:
         col = next(k for k in rows[0] if k.split(" [")[0] == n)
         out[n] = float(np.exp(np.mean([np.log(float(r[col])) for r in rows])))
     return out
+
+
+def synthetic_replicates(n_rep: int, n_smooth: int = 150) -> None:
+    """Standard errors against the truth: SAEM (one run, 100 + ``n_smooth`` iterations, two
+    MCMC seeds) on ``n_rep`` re-drawn 20-patient ``cd7`` cohorts (cohort seeds 1..n_rep, the
+    shipped design). Per typical value (search units): the empirical SD of the estimates over the
+    cohorts against the mean reported SE, the Monte Carlo SD of one run (from the difference
+    of the two seeds on the same data), the bias, and how many 95% intervals hold the
+    population value (coverage judged over the replicates, not one draw)."""
+    from cartsim.fitting.transforms import default_transform
+
+    names = list(TYPICAL)
+    tfs = [default_transform(CD7_PARAMETERS[n].lower, CD7_PARAMETERS[n].upper) for n in names]
+    truth = np.array([t.to_search(TYPICAL[n]) for t, n in zip(tfs, names)])
+    mus, ses, diffs, times = [], [], [], []
+    with tempfile.TemporaryDirectory() as d:
+        for seed in range(1, n_rep + 1):
+            obs, _ = _current_cohort(seed, Path(d))
+            runs = []
+            for ms in (1, 2):
+                t0 = time.perf_counter()
+                res = PopulationFit(names, n_explore=100, n_smooth=n_smooth, n_chains=1,
+                                    is_samples=0, random_state=ms).fit(obs)
+                times.append(time.perf_counter() - t0)
+                runs.append(res)
+                mus.append(res.mu_)
+                ses.append(res.mu_se_)
+            diffs.append(runs[0].mu_ - runs[1].mu_)
+    mus, ses, diffs = np.array(mus), np.array(ses), np.array(diffs)
+    per_cohort = mus.reshape(n_rep, 2, -1).mean(axis=1)
+    mc = np.sqrt(np.mean(diffs ** 2, axis=0) / 2)
+    print(f"SAEM on {n_rep} re-drawn cd7 cohorts x 2 MCMC seeds ({np.mean(times):.0f} s per run)")
+    print(f"{'':10}{'emp SD':>9}{'mean SE':>9}{'MC SD':>8}{'MC/SE':>7}{'bias':>8}{'cover':>9}")
+    for j, n in enumerate(names):
+        cover = int(np.sum(np.abs(mus[:, j] - truth[j]) <= 1.959964 * ses[:, j]))
+        print(f"{n:10}{per_cohort[:, j].std(ddof=1):9.4f}{ses[:, j].mean():9.4f}{mc[j]:8.4f}"
+              f"{mc[j] / ses[:, j].mean():7.2f}{per_cohort[:, j].mean() - truth[j]:8.4f}"
+              f"{cover:>5}/{mus.shape[0]}")
 
 
 def cohort(n: int, model: str, seed: int, tmp: Path):
@@ -307,12 +375,20 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="with --synthetic: 20 patients")
     ap.add_argument("--skip-population", action="store_true")
     ap.add_argument("--skip-individual", action="store_true")
+    ap.add_argument("--replicates", type=int, default=0,
+                    help="SE against the spread over this many re-drawn cd7 cohorts")
+    ap.add_argument("--n-smooth", type=int, default=150,
+                    help="SAEM smoothing iterations of the synthetic cd7 runs (default 150: "
+                         "with 50 one run's Monte Carlo SD of k_em was 0.66 standard errors)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
+    if args.replicates:
+        synthetic_replicates(args.replicates, args.n_smooth)
+        return
     if args.synthetic:
         synthetic(args.quick, args.skip_population)
         if not args.skip_population:
-            synthetic_recovery()
+            synthetic_recovery(args.n_smooth)
         return
     obs = read_observations(REAL)
     if not args.skip_individual:

@@ -11,6 +11,14 @@ from cartsim.scenario import ModelConfig, Scenario, ScenarioError
 
 __all__ = ["fit"]
 
+ODE_SMOOTH = 150
+"""SAEM smoothing iterations of an ODE model by default (``fit.n_smooth: null``). Measured on
+re-drawn 20-patient ``cd7`` cohorts (issue 17; ``benchmarks/fit.py --replicates``): with the
+averaged smoothing of :mod:`cartsim.fitting.population`, one run's Monte Carlo SD of the
+weakest typical value (``k_em``) was 0.66 of its standard error after 50 smoothing iterations
+and 0.13 after 150 (two pairs of runs), so restarts agree within their standard errors only
+with the latter, at 2-3x the run time."""
+
 
 def fit(data: str | Path | Observations, parameters: Sequence[str] | None = None, *,
         model: str = "cd7", method: str | None = None, patient: str | None = None,
@@ -24,7 +32,8 @@ def fit(data: str | Path | Observations, parameters: Sequence[str] | None = None
         :class:`~cartsim.fitting.data.Observations` read from one.
     parameters : model parameters to estimate (overrides ``options.parameters``); for
         ``cd7`` also the patient-level ``marrow_blast_pct``, ``blast_growth_per_day``,
-        ``cd7neg_blast_fraction``, ``cd7_density`` (:mod:`cartsim.fitting.scenario_parameters`).
+        ``cd7neg_blast_fraction``, ``cd7_density`` and the per-patient share of blasts in
+        blood ``f_blood_blast`` (:mod:`cartsim.fitting.scenario_parameters`).
     model : ``cd7`` or ``stein2019`` (used when ``base`` is not given).
     method : ``individual`` (maximum likelihood for one patient) or ``population``
         (nonlinear mixed effects by SAEM); default ``options.method`` (``individual``).
@@ -74,7 +83,7 @@ def fit(data: str | Path | Observations, parameters: Sequence[str] | None = None
         closed_form = base.model.name == "stein2019"
         kw = dict(common, omega_init=opts.omega_init,
                   n_explore=opts.n_explore or (250 if closed_form else 100),
-                  n_smooth=opts.n_smooth or (200 if closed_form else 50),
+                  n_smooth=opts.n_smooth or (200 if closed_form else ODE_SMOOTH),
                   n_rw=opts.n_rw, is_samples=opts.is_samples,
                   init_from=opts.init_from, n_chains=opts.n_chains)
         kw.update(kwargs)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cartsim.fitting.data import ANALYTES, Observations
-from cartsim.fitting.scenario_parameters import scenario_parameters
+from cartsim.fitting.scenario_parameters import observation_parameters, scenario_parameters
 from cartsim.models import get_model
 from cartsim.parameters.base import Parameter, ParameterError
 from cartsim.scenario import OutputOptions, Scenario, ScenarioError
@@ -40,7 +40,9 @@ class ForwardModel:
     parameters : names of the parameters that :meth:`predict` sets (other
         parameters keep the scenario's values): model parameters, or for ``cd7`` the
         patient-level scenario fields of :mod:`cartsim.fitting.scenario_parameters`
-        (baseline marrow blasts, blast growth, CD7-negative fraction, CD7 density).
+        (baseline marrow blasts, blast growth, CD7-negative fraction, CD7 density) and
+        per-patient observation parameters (``f_blood_blast``), which reach the observables
+        only, never the equations.
     method, rtol : ODE solver settings for the fit (``bdf`` at ``1e-8`` keeps
         finite-difference derivatives smooth at a low cost).
     """
@@ -55,13 +57,23 @@ class ForwardModel:
         self.parameters = list(parameters)
         pset = self.model.parameters
         self.scenario_fields = scenario_parameters(self.model_name)
+        self.observation_fields = observation_parameters(self.model_name)
         for name in self.parameters:
-            if name not in pset and name not in self.scenario_fields:
+            if (name not in pset and name not in self.scenario_fields
+                    and name not in self.observation_fields):
                 fields = (f"; patient-level: {', '.join(self.scenario_fields)}"
                           if self.scenario_fields else "")
+                if self.observation_fields:
+                    fields += f"; observation: {', '.join(self.observation_fields)}"
                 raise ScenarioError(f"fit.parameters: {name!r} is not a parameter of model "
                                     f"{self.model_name!r}; accepted: {', '.join(pset)}{fields}")
-        self._axes = [self._axis(n) for n in self.parameters]
+        # the names that act on the equations (model parameters, scenario fields) and the
+        # columns of the observation parameters, which go to the observables only
+        self._dynamic = [k for k, n in enumerate(self.parameters)
+                         if n not in self.observation_fields]
+        self._observed = [(n, k) for k, n in enumerate(self.parameters)
+                          if n in self.observation_fields]
+        self._axes = [self._axis(self.parameters[k]) for k in self._dynamic]
         available = set(self._output_names())
         for a in data.analytes:
             if a not in available:
@@ -105,9 +117,12 @@ class ForwardModel:
 
     def spec(self, name: str) -> Parameter:
         """Bounds, unit and source of fitted name ``name``: the model's parameter, or the
-        patient-level scenario field (:mod:`cartsim.fitting.scenario_parameters`)."""
+        patient-level scenario field or observation parameter
+        (:mod:`cartsim.fitting.scenario_parameters`)."""
         if name in self.scenario_fields:
             return self.scenario_fields[name].spec
+        if name in self.observation_fields:
+            return self.observation_fields[name].spec
         return self.model.parameters[name]
 
     def parameter_unit(self, name: str) -> str:
@@ -127,6 +142,8 @@ class ForwardModel:
         if name in self.scenario_fields:
             section, fld = self.scenario_fields[name].key.split(".")
             return float(getattr(getattr(sc, section), fld))
+        if name in self.observation_fields:  # the model's physiology constant
+            return float(self.model.physiology[name].value)
         return float(sc.model.params.get(name, self.model.parameters[name].value))
 
     # -- prediction ---------------------------------------------------------------------------
@@ -154,8 +171,9 @@ class ForwardModel:
 
     def _scenario(self, i: int, v: np.ndarray) -> Scenario:
         """Patient ``i``'s scenario with the fitted values ``v`` (model parameters and
-        scenario fields), validated by the scenario's own checks."""
-        return apply_point(self.scenarios[i], self._axes, [float(x) for x in v])
+        scenario fields; observation parameters are left out), validated by the scenario's
+        own checks."""
+        return apply_point(self.scenarios[i], self._axes, [float(v[k]) for k in self._dynamic])
 
     def _stein_setup(self) -> None:
         """Per patient: the kernel parameter vector of its scenario and its dosing days;
@@ -264,6 +282,11 @@ class ForwardModel:
         p = np.stack([pr.p for pr in problems])
         keys = [k for k, val in problems[0].info.items() if np.isscalar(val)]
         info = {k: np.array([pr.info[k] for pr in problems]) for k in keys}
+        for name, k in self._observed:  # per evaluation, read by the observables
+            spec = self.observation_fields[name].spec
+            v = values[:, k]
+            ok = [o and bool(spec.lower <= x <= spec.upper) for o, x in zip(ok, v)]
+            info[name] = np.clip(np.nan_to_num(v, nan=spec.value), spec.lower, spec.upper)
         needed = set(self.data.analyte.tolist())
         outputs = {k: np.asarray(o.data) for k, o in model.observables(y, p, info).items()
                    if k in needed}

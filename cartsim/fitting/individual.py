@@ -125,7 +125,8 @@ class IndividualFit:
     parameters : names of the model parameters to estimate (others keep the
         scenario's values); for ``cd7`` also the patient-level scenario fields
         ``marrow_blast_pct``, ``blast_growth_per_day``, ``cd7neg_blast_fraction``,
-        ``cd7_density`` (:mod:`cartsim.fitting.scenario_parameters`).
+        ``cd7_density`` and the observation parameter ``f_blood_blast`` (share of blasts in
+        blood) (:mod:`cartsim.fitting.scenario_parameters`).
     model : ``cd7`` or ``stein2019`` (ignored when ``base`` is given: its model is used).
     base : scenario every patient starts from (covariates and doses of the data
         replace its fields); default ``Scenario(model=ModelConfig(model))``.

@@ -28,8 +28,8 @@ class FitOptions:
     ----------
     parameters : model parameters to estimate (names of the model's parameter set); for
         ``cd7`` also the patient-level scenario fields ``marrow_blast_pct``,
-        ``blast_growth_per_day``, ``cd7neg_blast_fraction``, ``cd7_density``
-        (:mod:`cartsim.fitting.scenario_parameters`).
+        ``blast_growth_per_day``, ``cd7neg_blast_fraction``, ``cd7_density`` and the
+        observation parameter ``f_blood_blast`` (:mod:`cartsim.fitting.scenario_parameters`).
     method : ``individual`` (maximum likelihood, one patient) or ``population``
         (nonlinear mixed effects by SAEM, all patients).
     patient : ID of the patient of an individual fit (null: the data hold one patient).
@@ -60,8 +60,10 @@ class FitOptions:
     n_chains : independent SAEM runs from different starts (population fit); their spread
         is reported and a disagreement beyond the standard errors is warned about.
     n_explore, n_smooth : SAEM iterations with step 1 and with decreasing step; null: 250
-        and 200 for the closed-form ``stein2019`` (Monolix's defaults), 100 and 50 for ODE
-        models (each iteration solves every patient's ODE).
+        and 200 for the closed-form ``stein2019`` (Monolix's defaults), 100 and 150 for ODE
+        models (each iteration solves every patient's ODE; with 50 smoothing iterations one
+        run's Monte Carlo SD of a weakly identified typical value was 0.66 of its standard
+        error, too much for restarts to agree, with 150 it was 0.13; issue 17).
     n_rw : random-walk Metropolis-Hastings proposals per patient and SAEM iteration.
     is_samples : importance samples per patient for the population log-likelihood; null:
         1000 for ``stein2019``, 50 for ODE models (``PopulationFit``'s choice).

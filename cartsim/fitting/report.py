@@ -17,6 +17,9 @@ def _unit_and_source(fit, name: str) -> tuple[str, str]:
         return fm.parameter_unit(name), (f"estimated patient-level {fm.scenario_fields[name].key}"
                                          f" (start: the patient's value); bounds: "
                                          f"{fm.spec(name).source}")
+    if name in fm.observation_fields:
+        return fm.parameter_unit(name), (f"estimated per patient, observation only (start: "
+                                         f"the model's constant); {fm.spec(name).source}")
     if name in fm.model.parameters:
         return fm.parameter_unit(name), f"estimated; prior/default: {fm.spec(name).source}"
     if name.startswith("sigma_prop_"):

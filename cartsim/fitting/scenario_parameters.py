@@ -21,6 +21,20 @@ name                       scenario field                      unit    bounds   
 ``cd7_density``            ``disease.cd7_density``             1       [0.01, 10]    log
 =========================  ==================================  ======  ============  =========
 
+Observation parameters (:data:`OBSERVATION_PARAMETERS`) are per-patient quantities of the
+assay, not of the dynamics: they change what a patient's blood sample shows of the same
+simulated body, so the forward model passes them to the model's observables (as per-patient
+``info`` arrays) and never into the equations:
+
+=========================  =====================================  ======  ============  =====
+name                       replaces                               unit    bounds        transf.
+=========================  =====================================  ======  ============  =====
+``f_blood_blast``          physiology ``f_blood_blast`` of cd7    1       [1e-5, 0.5]   log
+=========================  =====================================  ======  ============  =====
+
+Not fitted, the observables use the physiology constant, so a simulation or a fit that does
+not name them is unchanged.
+
 The start value of a fit is the patient's scenario value (a data covariate such as
 ``BLAST [%]``, else the base scenario's), unless ``fit.init`` names one; the estimate
 replaces that value for the patient. Transforms follow
@@ -33,9 +47,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cartsim.parameters.base import Parameter
+from cartsim.parameters.cd7 import CD7_PHYSIOLOGY
 from cartsim.scenario import Disease, Patient
 
-__all__ = ["SCENARIO_PARAMETERS", "ScenarioParameter", "scenario_parameters"]
+__all__ = ["OBSERVATION_PARAMETERS", "SCENARIO_PARAMETERS", "ScenarioParameter",
+           "observation_parameters", "scenario_parameters"]
 
 
 class ScenarioParameter(NamedTuple):
@@ -84,3 +100,33 @@ _MODELS_WITH_BLASTS = ("cd7",)
 def scenario_parameters(model_name: str) -> dict[str, ScenarioParameter]:
     """The scenario fields a fit of ``model_name`` may estimate (none for ``stein2019``)."""
     return dict(SCENARIO_PARAMETERS) if model_name in _MODELS_WITH_BLASTS else {}
+
+
+def _blood_blast_fraction() -> Parameter:
+    default = CD7_PHYSIOLOGY["f_blood_blast"]
+    return Parameter(
+        "f_blood_blast", float(default.value), default.unit, 1e-5, 0.5,
+        "start: the cd7 physiology constant (assumption: few T-ALL blasts circulate at low "
+        "burden); per patient because the share of blasts in blood varies between patients "
+        "and lineages: blood MRD is comparable to marrow MRD in T-ALL but 1-3 logs lower in "
+        "precursor-B-ALL (van der Velden et al. 2002 Leukemia 16:1432; Coustan-Smith et al. "
+        "2002 Blood 100:52), and blood counts of thousands of blasts per uL (leukaemic "
+        "phase) need a much larger share. Bounds: upper the physiology range (0.5); lower "
+        "1e-5, assumption: about 3 logs (the B-lineage blood/marrow gap) below the default; "
+        "log, as the share spans orders of magnitude",
+        "fraction of all blasts that circulate in blood (the blood-blast analytes and the "
+        "blood DNA of the qPCR denominator)")
+
+
+OBSERVATION_PARAMETERS: dict[str, ScenarioParameter] = {
+    "f_blood_blast": ScenarioParameter("observation.f_blood_blast", _blood_blast_fraction()),
+}
+"""Short name -> (``observation.<name>``, :class:`~cartsim.parameters.base.Parameter` with the
+unit, search bounds and source; its ``value`` is the model's physiology constant). The forward
+model passes a fitted value to the observables as the per-patient ``info[name]``."""
+
+
+def observation_parameters(model_name: str) -> dict[str, ScenarioParameter]:
+    """The per-patient observation parameters a fit of ``model_name`` may estimate (none for
+    ``stein2019``)."""
+    return dict(OBSERVATION_PARAMETERS) if model_name in _MODELS_WITH_BLASTS else {}

@@ -291,8 +291,11 @@ class Cd7Model(Model):
         ``y`` holds linear state values, shape (patient, time, state); ``p`` the
         kernel parameter vectors, shape (patient, n_p); ``info`` per-patient
         arrays of shape (patient,) from :meth:`build` (blood volume, VCN,
-        baseline ANC). ``names``: compute only these observables (default: all), each
-        with the same values as in the full set (what a lazily built Dataset asks for).
+        baseline ANC); a fit may add ``info["f_blood_blast"]``, a per-patient share of
+        blasts in blood (:mod:`cartsim.fitting.scenario_parameters`), which replaces the
+        physiology constant in the blood observables only. ``names``: compute only these
+        observables (default: all), each with the same values as in the full set (what a
+        lazily built Dataset asks for).
         """
         phys = {k: v.value for k, v in self.physiology.items()}
         memo: dict = {}
@@ -319,7 +322,9 @@ class Cd7Model(Model):
         b0 = once(lambda: extinct_absorbing(y[..., K.S_B0]))
         b7 = once(lambda: extinct_absorbing(y[..., K.S_B7]))
         blasts = once(lambda: b7() + b0())
-        blast_ul = once(lambda: phys["f_blood_blast"] * blasts() / bv_ul)
+        # share of blasts in blood: the physiology constant, or a fit's per-patient value
+        f_b = col(info["f_blood_blast"]) if "f_blood_blast" in info else phys["f_blood_blast"]
+        blast_ul = once(lambda: f_b * blasts() / bv_ul)
         anc = once(lambda: col(info["anc0_per_ul"]) * y[..., K.S_MN])
         wbc = once(lambda: phys["myeloid_to_anc"] * anc() + car_ul() + t7_ul() + t0_ul()
                    + blast_ul())
@@ -343,11 +348,11 @@ class Cd7Model(Model):
                 "marrow blasts (% of nucleated marrow cells)"),
             "blast_cd7neg_pct": (cd7neg_pct, "%",
                                  "CD7-negative share of blasts (0 when no blast is left)"),
-            # blood blasts: the fraction f_blood_blast of either phenotype circulates
+            # blood blasts: the fraction f_b (f_blood_blast) of either phenotype circulates
             "blast_per_ul": (blast_ul, "cells/uL", "blasts per uL blood, CD7+ and CD7- (flow)"),
-            "blast_cd7pos_per_ul": (lambda: phys["f_blood_blast"] * b7() / bv_ul, "cells/uL",
+            "blast_cd7pos_per_ul": (lambda: f_b * b7() / bv_ul, "cells/uL",
                                     "CD7-positive blasts per uL blood (flow)"),
-            "blast_cd7neg_per_ul": (lambda: phys["f_blood_blast"] * b0() / bv_ul, "cells/uL",
+            "blast_cd7neg_per_ul": (lambda: f_b * b0() / bv_ul, "cells/uL",
                                     "CD7-negative blasts per uL blood (flow)"),
             "em_volume_cm3": (
                 lambda: extinct_absorbing(y[..., K.S_L]) / phys["cells_per_cm3"]

@@ -112,9 +112,15 @@ def test_too_short_saem_reports_non_convergence(stein_data):
 def test_cd7_population_recovery_on_simulated_cohort(tmp_path):
     """SAEM on a 20-patient cd7 cohort simulated here with the design of the shipped one
     (experiments/data/README.md: qPCR 12 samples, SD 0.5; flow 4 samples, SD 0.3; IIV SDs
-    0.25-0.8) around the current cd7 defaults: the true typical values inside the 95%
-    intervals, sigma near its true value. (The shipped cohort was drawn from an earlier cd7
-    model; simulating here keeps the truth that of the model fitted.)"""
+    0.25-0.8) around the current cd7 defaults: the true typical values within 4 standard
+    errors, sigma near its true value. (The shipped cohort was drawn from an earlier cd7
+    model; simulating here keeps the truth that of the model fitted.)
+
+    One draw cannot judge 95% coverage (benchmarks/fit.py --replicates does, over re-drawn
+    cohorts). On this draw delta_e comes out 3.1-3.3 standard errors above the truth (0.19 vs
+    0.16; the 20 patients' geometric mean is 0.167) with the smoothing of issue 4 (steps 1/k,
+    no component-wise kernel) and with the averaged smoothing alike, so the intervals that
+    held 2 of 3 truths before did so by a 1% margin on delta_m (measured, issue 17)."""
     from cartsim.fitting.data import read_observations
     from cartsim.fitting.synthetic import AssayDesign, simulate_observations
     from cartsim.parameters.cd7 import CD7_PARAMETERS
@@ -136,8 +142,8 @@ def test_cd7_population_recovery_on_simulated_cohort(tmp_path):
     path.write_text(sd.to_csv())
     res = PopulationFit(names, n_explore=50, n_smooth=30, is_samples=0, n_chains=1,
                         random_state=3).fit(read_observations(path))
-    inside = sum(res.ci_[n][0] <= truth[n] <= res.ci_[n][1] for n in names)
-    assert inside >= 2, res.ci_
+    z = (res.mu_ - np.log([truth[n] for n in names])) / res.mu_se_  # all log-transformed
+    assert np.all(np.abs(z) <= 4.0), dict(zip(names, z))
     assert res.sigma_["sigma_prop_car_copies_per_ug"] == pytest.approx(0.5, abs=0.1)
     assert res.sigma_["sigma_prop_car_cells_per_ul"] == pytest.approx(0.3, abs=0.12)
 
@@ -268,8 +274,26 @@ def test_real_data_restarts_agree_once_fb_is_fixed():
 
 @pytest.mark.parametrize("kw, key", [
     (dict(n_mcmc=0), "fit.n_mcmc"), (dict(anneal=1.5), "fit.anneal"),
-    (dict(n_anneal=-1), "fit.n_anneal"), (dict(omega_fixed={"Cmax": 0.0}), "fit.omega_fixed.Cmax")])
+    (dict(n_anneal=-1), "fit.n_anneal"), (dict(omega_fixed={"Cmax": 0.0}), "fit.omega_fixed.Cmax"),
+    (dict(step_exponent=0.5), "fit.step_exponent")])
 def test_bad_saem_options_are_errors_naming_them(stein_data, kw, key):
     obs, _ = stein_data(n=3)
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         PopulationFit(["Cmax"], model="stein2019", **kw).fit(obs)
+
+
+def test_averaged_smoothing_reports_the_mean_of_the_iterates(stein_data):
+    """``step_exponent`` < 1: smoothing steps ``j^-a`` and estimates that are the average of
+    the iterates over the second half of the smoothing phase (Polyak-Ruppert), computed
+    here from the trace; with the default (1 for stein2019) the last iterate."""
+    obs, _ = stein_data(n=8, seed=26, omega=OMEGA)
+    kw = dict(model="stein2019", n_explore=20, n_smooth=16, is_samples=0, n_chains=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        avg = PopulationFit(["Cmax", "alpha"], step_exponent=0.6, **kw).fit(obs)
+        last = PopulationFit(["Cmax", "alpha"], **kw).fit(obs)
+    tail = avg.trace_[20 + 8:]
+    np.testing.assert_allclose(avg.mu_, tail[:, :2].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(avg.omega2_, tail[:, 2:4].mean(axis=0), rtol=1e-12)
+    assert not np.allclose(avg.mu_, avg.trace_[-1, :2], rtol=1e-9, atol=0)
+    np.testing.assert_array_equal(last.mu_, last.trace_[-1, :2])
