@@ -26,7 +26,7 @@ from cartsim.solvers.events import (
     skip_to,
     start,
 )
-from cartsim.solvers.output import RK, dense_until, finish, rk_dense
+from cartsim.solvers.output import RK, dense_until, finish, hold, rk_dense
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -62,6 +62,7 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
     y, pp, rl, iout, iev, status = start(y0, p, t0, t1, t_eval, ev, rule_idx, rule_thr,
                                          rule_kind, rule_tgt, rule_val, log_mask, rule_time,
                                          y_out)
+    thr_s, fired = rl[1], rl[5]
 
     D = np.zeros((mo + 3, n))
     Dtmp = np.empty((mo + 1, n))
@@ -120,7 +121,7 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
     nonsti = 0
 
     while status == SUCCESS and t < t1:
-        tseg, hmin = segment_end(t, t1, iev, ev, span)
+        tseg, hmin = segment_end(t, t1, iev, ev_t, span)
         if tseg - t <= hmin:
             # negligible remaining segment: jump to it without a step
             t = tseg
@@ -187,7 +188,7 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
             reject = False
             iasti, nonsti = control.stiffness_test(h, kst, ynew, ytmp, iasti, nonsti)
 
-            if any_crossing(y, ynew, rl):
+            if any_crossing(y, ynew, rule_idx, thr_s, fired):
                 rk_dense(False, y, ynew, h, kst, dense)
                 theta_c, jc = first_crossing(dense, RK, t, t + h, h, y, ynew, rl)
                 t, iout, iev, ok = fire_crossing(dense, RK, theta_c, jc, t, h, tn, tseg, y,
@@ -208,11 +209,13 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
             t = tn
             h_dp = hnew
             h_prop = hp
-            if not last and iasti >= control.STIFF_SWITCH:
-                stiff = True
-                bdf_init = True
-            iev, iout, nchg, ok = land(t, last, iev, ev, y, pp, log_mask, rl, t_eval, iout,
-                                       y_out)
+            if not last:
+                if iasti >= control.STIFF_SWITCH:
+                    stiff = True
+                    bdf_init = True
+                iout = hold(y_out, iout, t_eval, t, y, True)
+                continue
+            iev, iout, nchg, ok = land(t, iev, ev, y, pp, log_mask, rl, t_eval, iout, y_out)
             if nchg > 0:
                 restart = True
             if not ok:
@@ -386,7 +389,7 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
                 D[j, i] += D[j + 1, i]
 
         # state-triggered rules: earliest sign change over this step (BDF's polynomial)
-        if any_crossing(y, ynew, rl):
+        if any_crossing(y, ynew, rule_idx, thr_s, fired):
             theta_c, jc = first_crossing(D, order, t_new - h, t_new, h, y, ynew, rl)
             t, iout, iev, ok = fire_crossing(D, order, theta_c, jc, t, h, t_new, tseg, y, ynew,
                                              pp, log_mask, t_eval, iout, y_out, iev, ev, rl)
@@ -397,7 +400,8 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
             continue
 
         # dense output onto t_eval strictly inside the step
-        iout = dense_until(D, order, t, t_new, h, t_new, t_eval, iout, y_out)
+        if iout < t_eval.shape[0] and t_eval[iout] < t_new:
+            iout = dense_until(D, order, t, t_new, h, t_new, t_eval, iout, y_out)
         for i in range(n):
             y[i] = ynew[i]
         t = t_new
@@ -434,7 +438,10 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
                 bdf.change_D(D, order, factor, Rw, Uw, RUw, Dtmp)
                 n_equal = 0
 
-        iev, iout, nchg, ok = land(t, last, iev, ev, y, pp, log_mask, rl, t_eval, iout, y_out)
+        if not last:
+            iout = hold(y_out, iout, t_eval, t, y, True)
+            continue
+        iev, iout, nchg, ok = land(t, iev, ev, y, pp, log_mask, rl, t_eval, iout, y_out)
         if nchg > 0:
             restart = True
         if not ok:

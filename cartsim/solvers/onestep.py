@@ -27,7 +27,7 @@ from cartsim.solvers.events import (
     skip_to,
     start,
 )
-from cartsim.solvers.output import RK, dense_until, finish, rk_dense
+from cartsim.solvers.output import RK, dense_until, finish, hold, rk_dense
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -45,6 +45,7 @@ def integrate_onestep(mid, method, y0, p, t_eval, t0, t1,
     y, pp, rl, iout, iev, status = start(y0, p, t0, t1, t_eval, ev, rule_idx, rule_thr,
                                          rule_kind, rule_tgt, rule_val, log_mask, rule_time,
                                          y_out)
+    thr_s, fired = rl[1], rl[5]
 
     ynew = np.empty(n)
     ytmp = np.empty(n)
@@ -85,7 +86,7 @@ def integrate_onestep(mid, method, y0, p, t_eval, t0, t1,
     nsing = 0
 
     while status == SUCCESS and t < t1:
-        tseg, hmin = segment_end(t, t1, iev, ev, span)
+        tseg, hmin = segment_end(t, t1, iev, ev_t, span)
         if tseg - t <= hmin:
             # negligible remaining segment: jump to it without a step
             t = tseg
@@ -189,7 +190,7 @@ def integrate_onestep(mid, method, y0, p, t_eval, t0, t1,
         nacc_seg += 1
 
         # state-triggered rules: earliest sign change over this step
-        crossed = any_crossing(y, ynew, rl)
+        crossed = any_crossing(y, ynew, rule_idx, thr_s, fired)
         if crossed:
             rk_dense(rodas_m, y, ynew, h, kst, dense)
             theta_c, jc = first_crossing(dense, RK, t, t + h, h, y, ynew, rl)
@@ -220,7 +221,10 @@ def integrate_onestep(mid, method, y0, p, t_eval, t0, t1,
                 kst[0, i] = kst[6, i]
         h = hnew
         h_prop = hp
-        iev, iout, nchg, ok = land(t, last, iev, ev, y, pp, log_mask, rl, t_eval, iout, y_out)
+        if not last:
+            iout = hold(y_out, iout, t_eval, t, y, True)
+            continue
+        iev, iout, nchg, ok = land(t, iev, ev, y, pp, log_mask, rl, t_eval, iout, y_out)
         if nchg > 0:
             f_ok = False
             jac_ok = False
