@@ -121,31 +121,26 @@ def fire_rules_above(t, y, p, log_mask, rl):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def start(y0, p, t0, t1, t_eval, ev, rule_idx, rule_thr, rule_kind, rule_tgt, rule_val,
-          log_mask, rule_time, y_out):
+def start(y, pp, t0, t1, t_eval, ev, rule_thr, rl, log_mask, y_out):
     """Start of an integration, shared by every method.
 
-    Copies ``y0`` and ``p`` (events act on the copies), maps the rule thresholds to
-    solver coordinates, writes NaN rows for outputs before ``t0``, skips events before
-    ``t0``, applies the events and rules at ``t0`` and writes the outputs at ``t0``.
-    Returns ``(y, pp, rl, iout, iev, status)``.
+    ``y``, ``pp``: the loop's own copies of ``y0`` and ``p`` (events act on them);
+    ``rl``'s ``thr_s``, ``fired`` and ``rule_time`` are filled here: the rule thresholds
+    in solver coordinates, nothing fired. Then NaN rows for outputs before ``t0``, skip
+    the events before ``t0``, apply the events and rules at ``t0``, write the outputs at
+    ``t0``. Returns ``(iout, iev, status)``.
     """
-    n = y0.shape[0]
+    rule_idx, thr_s, _, _, _, fired, rule_time = rl
+    n = y.shape[0]
     nt = t_eval.shape[0]
     ev_t = ev[0]
-    nr = rule_idx.shape[0]
-    y = y0.copy()
-    pp = p.copy()
-    for j in range(nr):
+    for j in range(rule_idx.shape[0]):
         rule_time[j] = np.nan
-    fired = np.zeros(nr, np.bool_)
-    thr_s = np.empty(nr)
-    for j in range(nr):
+        fired[j] = False
         if log_mask[rule_idx[j]]:
             thr_s[j] = math.log(rule_thr[j]) if rule_thr[j] > 0.0 else -np.inf
         else:
             thr_s[j] = rule_thr[j]
-    rl = (rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired, rule_time)
 
     iout = 0
     while iout < nt and t_eval[iout] < t0:
@@ -159,12 +154,12 @@ def start(y0, p, t0, t1, t_eval, ev, rule_idx, rule_thr, rule_kind, rule_tgt, ru
         iev = apply_events_at(t0, iev, ev, y, pp, log_mask)
     fire_rules_above(t0, y, pp, log_mask, rl)
     if not all_finite(y):
-        return y, pp, rl, iout, iev, NONFINITE
+        return iout, iev, NONFINITE
     while iout < nt and t_eval[iout] <= t0 and t0 <= t1:
         for i in range(n):
             y_out[iout, i] = y[i]
         iout += 1
-    return y, pp, rl, iout, iev, SUCCESS
+    return iout, iev, SUCCESS
 
 
 @nb.njit(cache=True, error_model="numpy")

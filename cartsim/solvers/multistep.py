@@ -59,10 +59,13 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
     n = y0.shape[0]
     mo = bdf.MAX_ORDER
     ev = (ev_t, ev_kind, ev_idx, ev_val)
-    y, pp, rl, iout, iev, status = start(y0, p, t0, t1, t_eval, ev, rule_idx, rule_thr,
-                                         rule_kind, rule_tgt, rule_val, log_mask, rule_time,
-                                         y_out)
-    thr_s, fired = rl[1], rl[5]
+    nr = rule_idx.shape[0]
+    y = y0.copy()
+    pp = p.copy()
+    fired = np.zeros(nr, np.bool_)
+    thr_s = np.empty(nr)
+    rl = (rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired, rule_time)
+    iout, iev, status = start(y, pp, t0, t1, t_eval, ev, rule_thr, rl, log_mask, y_out)
 
     D = np.zeros((mo + 3, n))
     Dtmp = np.empty((mo + 1, n))

@@ -42,10 +42,13 @@ def integrate_onestep(mid, method, y0, p, t_eval, t0, t1,
     fixed_step = method >= FIXED_STEP and h0 > 0.0
     order = rodas.ORDER if rodas_m else dopri.ORDER
     ev = (ev_t, ev_kind, ev_idx, ev_val)
-    y, pp, rl, iout, iev, status = start(y0, p, t0, t1, t_eval, ev, rule_idx, rule_thr,
-                                         rule_kind, rule_tgt, rule_val, log_mask, rule_time,
-                                         y_out)
-    thr_s, fired = rl[1], rl[5]
+    nr = rule_idx.shape[0]
+    y = y0.copy()
+    pp = p.copy()
+    fired = np.zeros(nr, np.bool_)
+    thr_s = np.empty(nr)
+    rl = (rule_idx, thr_s, rule_kind, rule_tgt, rule_val, fired, rule_time)
+    iout, iev, status = start(y, pp, t0, t1, t_eval, ev, rule_thr, rl, log_mask, y_out)
 
     ynew = np.empty(n)
     ytmp = np.empty(n)
