@@ -28,6 +28,7 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from cartsim.cf import cf_conventions
+from cartsim.codes import STATUS_DESCRIPTION, STATUS_NAMES
 from cartsim.models.base import Model, Problem
 from cartsim.scenario import Scenario
 
@@ -66,8 +67,6 @@ def as_batch(scenarios, caller: str, shared=("model.name", "solver", "output")) 
     return scs
 
 
-STATUS_DESCRIPTION = "solver status: 0 success, 1 max steps, 2 step-size underflow, " \
-                     "3 non-finite state, 4 singular matrix"
 
 
 def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result,
@@ -91,7 +90,6 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     sees): it then holds linear values and is read-only.
     """
     from cartsim import __version__
-    from cartsim.solvers.api import STATUS_NAMES
 
     n_pat = len(problems)
     y_lin = _linear(model, result.y, copy=copy)  # (patient, time, state), read-only

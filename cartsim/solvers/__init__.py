@@ -7,8 +7,11 @@ Public entry points:
 * ``EventTable`` / ``RuleTable``: scheduled events and state-triggered rules.
 * ``integrate`` / ``integrate_batch`` (``cartsim.solvers.driver``): the compiled
   kernels, for callers that build the arrays themselves.
-* ``refresh_cache``: drops Numba caches made stale by edits of model kernels
-  (run automatically on import; see ``cartsim.solvers.driver.refresh_cache``).
+* ``refresh_cache`` / ``guard_cache`` (``cartsim.solvers.cache``): drop Numba caches
+  made stale by edits of model kernels; ``solve_batch`` calls ``guard_cache`` before
+  its first compiled solve, a direct caller of ``integrate`` calls it first.
+
+Where the parts of the compiled driver live: see ``cartsim.solvers.driver``.
 
 Method codes: ``METHOD_RODAS4`` (0, Rodas4 of Hairer & Wanner, stiff, L-stable,
 order 4(3)), ``METHOD_DP5`` (1, Dormand-Prince 5(4)) and ``METHOD_BDF`` (4,
@@ -33,7 +36,8 @@ from cartsim.solvers.api import (
     RuleTable,
     solve_batch,
 )
-from cartsim.solvers.driver import (
+from cartsim.solvers.cache import guard_cache, refresh_cache
+from cartsim.solvers.codes import (
     FIXED_STEP,
     MAX_STEPS,
     METHOD_BDF,
@@ -46,10 +50,8 @@ from cartsim.solvers.driver import (
     SINGULAR,
     STEP_UNDERFLOW,
     SUCCESS,
-    integrate,
-    integrate_batch,
-    refresh_cache,
 )
+from cartsim.solvers.driver import integrate, integrate_batch
 
 __all__ = [
     "ADD_PARAM",
@@ -73,6 +75,7 @@ __all__ = [
     "BatchResult",
     "EventTable",
     "RuleTable",
+    "guard_cache",
     "integrate",
     "integrate_batch",
     "refresh_cache",

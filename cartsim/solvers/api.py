@@ -24,30 +24,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cartsim.solvers.driver import (
+from cartsim.codes import STATUS_NAMES, SUCCESS
+from cartsim.solvers.codes import (
     ADD_PARAM,
     ADD_STATE,
-    MAX_STEPS,
     METHOD_BDF,
     METHOD_DP5,
     METHOD_DP5_BDF,
     METHOD_RODAS4,
     MUL_STATE,
-    NONFINITE,
     SET_PARAM,
-    SINGULAR,
-    STEP_UNDERFLOW,
-    SUCCESS,
 )
-
-STATUS_NAMES = {
-    SUCCESS: "success",
-    MAX_STEPS: "max_steps",
-    STEP_UNDERFLOW: "step_underflow",
-    NONFINITE: "nonfinite",
-    SINGULAR: "singular",
-}
-"""Status code -> name."""
 
 METHODS = {"rodas4": METHOD_RODAS4, "dp5": METHOD_DP5, "bdf": METHOD_BDF,
            "dp5_bdf": METHOD_DP5_BDF}
@@ -449,6 +436,7 @@ def solve_batch(model_id, y0, p, t_eval, t0, t1, events, rules, log_mask,
     depend on it.
     """
     from cartsim.models import kernels
+    from cartsim.solvers.cache import guard_cache
     from cartsim.solvers.driver import integrate_batch
 
     # --- model and method
@@ -541,6 +529,7 @@ def solve_batch(model_id, y0, p, t_eval, t0, t1, events, rules, log_mask,
     STATUS = np.empty(npat, np.int64)
     STATS = np.zeros((npat, 4), np.int64)
     RULE_TIME = np.full((npat, rpad), np.nan)
+    guard_cache()  # the compiled code must not come from a stale cache
     integrate_batch(np.int64(mid), np.int64(meth), Y0, P, te, t0, t1,
                     EV_T, EV_KIND, EV_IDX, EV_VAL, EV_N,
                     RULE_IDX, RULE_THR, RULE_KIND, RULE_TGT, RULE_VAL, RULE_N,

@@ -82,6 +82,7 @@ import math
 import numba as nb
 import numpy as np
 
+from cartsim.codes import MAX_STEPS, NONFINITE, SUCCESS
 from cartsim.models import cd7_kernel as K
 from cartsim.models.base import ADD_STATE
 from cartsim.solvers.driver import refresh_cache as _refresh_cache
@@ -89,13 +90,11 @@ from cartsim.stochastic import rng
 from cartsim.stochastic.actions import _apply, _events_at, _fire_rules, _record, _sync_car
 from cartsim.stochastic.network import (
     G_ORDER,
-    MAX_STEPS,
     N_CAR_REAC,
     N_DIV,
     NCAR,
     NCELL,
     NCONT,
-    NONFINITE,
     NREAC,
     R_EXPAND,
     R_FRAT0,
@@ -104,7 +103,6 @@ from cartsim.stochastic.network import (
     SRC,
     STATUS_NAMES,
     STOICH,
-    SUCCESS,
     _c_step,
     _lambda_max,
     _rk4,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from cartsim.codes import MAX_STEPS, NONFINITE, SUCCESS
+from cartsim.codes import STATUS_NAMES as ALL_STATUS_NAMES
 from cartsim.models import cd7_kernel as K
 
 NCELL = K.N_CELL
@@ -20,9 +22,8 @@ NCAR = 3
 """CAR-T species (effector, memory, exhausted) are the first three cell species."""
 STOICH = K.STOICH
 
-SUCCESS, MAX_STEPS, NONFINITE = 0, 1, 3
-"""Status codes (as the ODE driver's)."""
-STATUS_NAMES = {SUCCESS: "success", MAX_STEPS: "max_steps", NONFINITE: "nonfinite"}
+STATUS_NAMES = {c: ALL_STATUS_NAMES[c] for c in (SUCCESS, MAX_STEPS, NONFINITE)}
+"""The statuses the stochastic engine returns (codes and names: ``cartsim.codes``)."""
 
 N_DIV = 4
 """Diversity outputs per time: clones alive, Shannon index, inverse Simpson, top-clone share."""

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from cartsim.solvers import driver
+from cartsim.solvers.cache import guard_cache
 
 RODAS = driver.METHOD_RODAS4
 DP5 = driver.METHOD_DP5
@@ -36,6 +37,7 @@ def run_integrate(mid, method, y0, p, t_eval, t0, t1, events=(), rules=(), log_m
     y_out = np.empty((te.shape[0], n))
     stats = np.zeros(4, np.int64)
     rule_time = np.empty(len(rl))
+    guard_cache()  # as solve_batch does before its first compiled call
     status = driver.integrate(np.int64(mid), np.int64(method), y0, p, te, float(t0), float(t1),
                               ev_t, ev_kind, ev_idx, ev_val,
                               r_idx, r_thr, r_kind, r_tgt, r_val,

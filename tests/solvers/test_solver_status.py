@@ -83,3 +83,23 @@ def test_api_validation_errors():
         EventTable.from_lists([0.5], [7], [0], [1.0])
     with pytest.raises(ValueError):
         EventTable([0.5, 1.0], [0], [0], [1.0])
+
+
+def test_status_codes_have_one_definition():
+    """Every engine and the Dataset read the codes and names of ``cartsim.codes``."""
+    from cartsim import batch, codes
+    from cartsim.solvers import api
+    from cartsim.stochastic import network
+
+    assert api.STATUS_NAMES is codes.STATUS_NAMES
+    for name in ("SUCCESS", "MAX_STEPS", "STEP_UNDERFLOW", "NONFINITE", "SINGULAR"):
+        assert getattr(driver, name) == getattr(codes, name)
+    assert network.STATUS_NAMES == {c: codes.STATUS_NAMES[c]
+                                    for c in (codes.SUCCESS, codes.MAX_STEPS, codes.NONFINITE)}
+    assert batch.STATUS_DESCRIPTION is codes.STATUS_DESCRIPTION
+    # the long name lists every code once, in order, with its description
+    head, body = codes.STATUS_DESCRIPTION.split(": ", 1)
+    assert head == "solver status"
+    listed = [item.split(" ", 1) for item in body.split(", ")]
+    assert [int(c) for c, _ in listed] == sorted(codes.STATUS_NAMES)
+    assert [text for _, text in listed] == [t for _, _, t in codes.STATUSES]
