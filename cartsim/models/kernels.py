@@ -25,9 +25,9 @@ return NaN derivatives, which the solver reports as a non-finite failure.
 Cache note: Numba's cache is invalidated only by a change of the file that
 defines the cached function, not of the files it calls into. Edits to model
 kernels therefore do not invalidate the cached dispatchers and solvers by
-themselves; ``cartsim.solvers.driver`` checks a hash of all kernel and solver
+themselves; ``cartsim.solvers.cache`` checks a hash of all kernel and solver
 sources and drops the stale caches when it changes (see
-``cartsim.solvers.driver.refresh_cache``).
+``cartsim.solvers.cache.refresh_cache``).
 """
 
 import numba as nb

@@ -85,7 +85,7 @@ import numpy as np
 from cartsim.codes import MAX_STEPS, NONFINITE, SUCCESS
 from cartsim.models import cd7_kernel as K
 from cartsim.models.base import ADD_STATE
-from cartsim.solvers.driver import refresh_cache as _refresh_cache
+from cartsim.solvers.cache import refresh_cache as _refresh_cache
 from cartsim.stochastic import rng
 from cartsim.stochastic.actions import _apply, _events_at, _fire_rules, _record, _sync_car
 from cartsim.stochastic.network import (
