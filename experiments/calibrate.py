@@ -28,6 +28,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from cartsim.calibration import (
@@ -187,7 +188,6 @@ def _posterior(args, cfg, space, store, out, fit_targets, reps, fixed) -> None:
         frames = [_frame(p) for p in ps]
         props = [(DesignStore.open(p, TARGETS).meta["proposal"], len(f))
                  for p, f in zip(ps, frames)]
-        import pandas as pd
         return pd.concat(frames, ignore_index=True), props
 
     if args.importance is not None:

@@ -141,11 +141,13 @@ def write_best(space: Space, x, path, prov: dict, rows: Sequence[dict] | None = 
 
 
 def _weighted_quantiles(x: np.ndarray, w: np.ndarray, q: Sequence[float]) -> np.ndarray:
-    ok = np.isfinite(x)
+    """Quantiles ``q`` of ``x`` under weights ``w`` (mid-point rule; NaN and zero weights
+    left out)."""
+    ok = np.isfinite(x) & (w > 0)
     x, w = x[ok], w[ok]
     if not x.size:
         return np.full(len(q), np.nan)
-    order = np.argsort(x)
+    order = np.argsort(x, kind="stable")
     x, w = x[order], w[order]
     c = np.cumsum(w) - 0.5 * w
     return np.interp(q, c / w.sum(), x)

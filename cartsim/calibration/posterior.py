@@ -57,6 +57,7 @@ import pandas as pd
 from scipy import special
 
 from cartsim.calibration.design import DesignStore, Simulator, Space, check_model, loglik_matrix
+from cartsim.calibration.ensemble import _weighted_quantiles
 from cartsim.calibration.likelihood import loglik, sample
 from cartsim.calibration.targets import TARGETS, Target, trials
 
@@ -245,7 +246,11 @@ def importance_weights(df: pd.DataFrame, space: Space, proposal,
     """
     u = space.unit(df[list(space.keys)].to_numpy(float))
     ll = loglik_matrix(df, targets).sum(axis=1) if len(targets) else np.zeros(len(df))
-    lw = ll - mixture_log_q(proposal, u)
+    return _normalised(ll - mixture_log_q(proposal, u), df, truncate)
+
+
+def _normalised(lw: np.ndarray, df: pd.DataFrame, truncate: bool) -> np.ndarray:
+    """Weights ``exp(lw)`` normalised, 0 for failed draws, truncated (Ionides 2008)."""
     ok = np.isfinite(lw) & df["status"].eq("ok").to_numpy()
     if not ok.any():
         raise ValueError("no importance draw has a finite likelihood")
@@ -254,17 +259,6 @@ def importance_weights(df: pd.DataFrame, space: Space, proposal,
     if truncate:
         w = np.minimum(w, w[ok].mean() * math.sqrt(ok.sum()))
     return w / w.sum()
-
-
-def _wquantile(x: np.ndarray, w: np.ndarray, q) -> np.ndarray:
-    ok = np.isfinite(x) & (w > 0)
-    x, w = x[ok], w[ok]
-    if not x.size:
-        return np.full(np.size(q), np.nan)
-    order = np.argsort(x, kind="stable")
-    x, w = x[order], w[order]
-    c = (np.cumsum(w) - 0.5 * w) / w.sum()
-    return np.interp(q, c, x)
 
 
 def posterior_coverage(df: pd.DataFrame, space: Space, proposal,
@@ -276,9 +270,11 @@ def posterior_coverage(df: pd.DataFrame, space: Space, proposal,
     rng = np.random.default_rng(seed)
     q = ((1 - level) / 2, (1 + level) / 2)
     rows = []
+    ll = loglik_matrix(df, targets)  # once: each held-out trial drops its own columns
+    lq = mixture_log_q(proposal, space.unit(df[list(space.keys)].to_numpy(float)))
     for trial in trials(targets):
-        keep = [t for t in targets if t.trial != trial]
-        w = importance_weights(df, space, proposal, keep)
+        keep = np.array([t.trial != trial for t in targets])
+        w = _normalised(ll[:, keep].sum(axis=1) - lq, df, truncate=True)
         ess = effective_sample_size(w)
         for t in (t for t in targets if t.trial == trial):
             sims = df[t.key].to_numpy(float)
@@ -291,13 +287,13 @@ def posterior_coverage(df: pd.DataFrame, space: Space, proposal,
                              "in_predictive": False, "claimed_model": math.nan})
                 continue
             s, ws = sims[ok], w[ok] / w[ok].sum()
-            lo, hi = _wquantile(s, ws, q)
+            lo, hi = _weighted_quantiles(s, ws, q)
             pred = sample(t, s, rng, draws)  # (members, draws)
             pw = np.repeat(ws / draws, draws)
-            plo, phi = _wquantile(pred.ravel(), pw, q)
+            plo, phi = _weighted_quantiles(pred.ravel(), pw, q)
             inside = (pred >= lo) & (pred <= hi)
             rows.append({"trial": trial, "key": t.key, "name": t.name, "observed": t.observed,
-                         "ess": ess, "median": float(_wquantile(s, ws, [0.5])[0]),
+                         "ess": ess, "median": float(_weighted_quantiles(s, ws, [0.5])[0]),
                          "model": (float(lo), float(hi)), "predictive": (float(plo), float(phi)),
                          "in_model": bool(lo <= t.observed <= hi),
                          "in_predictive": bool(plo <= t.observed <= phi),
