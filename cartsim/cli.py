@@ -10,6 +10,7 @@ Examples::
     cartsim task=trial population.n=200 product=ns7car   # a virtual trial and its report
     cartsim -m task=trial population.n=100000 shard.count=8 'shard.index=range(0,8)'
                                        # one trial as 8 launcher jobs, gathered (cartsim.shard)
+    cartsim -m task=sweep shard.count=8 'shard.index=range(0,8)'   # a sweep's chunks, likewise
 
 Keys and types are checked by Hydra when the config is composed (its own error
 message, exit code 1); values are checked when the config becomes a
@@ -128,6 +129,8 @@ def _app(cfg: DictConfig) -> None:
 
 SHARDED_TASKS: dict[str, Callable[[RunConfig, Path], None]] = {
     "trial": _lazy_task("cartsim.tasks.shard", "run_trial_shard_task"),
+    "sweep": _lazy_task("cartsim.tasks.shard", "run_sweep_shard_task"),
+    "sensitivity": _lazy_task("cartsim.tasks.shard", "run_sensitivity_shard_task"),
 }
 """What ``task=NAME`` runs with ``shard.count > 1``: one shard, or the gather of the parts
 (:mod:`cartsim.tasks.shard`)."""

@@ -40,7 +40,7 @@ from cartsim.scenario import Scenario, ScenarioError
 
 __all__ = ["DONE", "MISMATCH", "MISSING", "PARTS_DIR", "ShardError", "gather_trial",
            "cohort_rows", "part_path", "part_states", "run_trial_shard", "shard_patients",
-           "trial_cohort_head", "trial_description", "trial_hash"]
+           "shard_slice", "trial_cohort_head", "trial_description", "trial_hash"]
 
 PARTS_DIR = "shards"
 """Sub-directory of the sharded run's directory that holds the part files."""
@@ -50,6 +50,9 @@ SHARD_ATTRS = ("shard_index", "shard_count", "shard_patients", "config_hash")
 
 DONE, MISSING, UNREADABLE, MISMATCH = "done", "missing", "unreadable", "mismatch"
 """States of a part file (:func:`part_states`)."""
+INCOMPLETE = "incomplete"
+"""State of a sweep shard whose record is there but some of its chunk files are not
+(:mod:`cartsim.shard.sweep`)."""
 
 
 class ShardError(ScenarioError):
@@ -59,17 +62,27 @@ class ShardError(ScenarioError):
 def shard_patients(n: int, count: int, index: int) -> range:
     """Patients of shard ``index`` of ``count``: ``range(index n // count, (index + 1) n //
     count)``; the shards' ranges tile ``0..n-1`` in order, their sizes differ by at most 1."""
+    return shard_slice(n, count, index, "patient")
+
+
+def shard_slice(n: int, count: int, index: int, unit: str, hint: str = "") -> range:
+    """Items ``range(index n // count, (index + 1) n // count)`` of ``n`` (patients of a
+    trial, chunks of a sweep: ``unit``) for shard ``index`` of ``count``. ``hint`` ends the
+    error when ``count > n``."""
     if not (isinstance(count, int) and 1 <= count <= n):
-        raise ScenarioError(f"shard.count={count!r} is not accepted with {n} patients: "
-                            f"expected an integer in 1..{n} (every shard needs a patient)")
+        raise ScenarioError(f"shard.count={count!r} is not accepted with {n} {unit}s: "
+                            f"expected an integer in 1..{n} (every shard needs a {unit})"
+                            + (f"; {hint}" if hint else ""))
     if not (isinstance(index, int) and 0 <= index < count):
         raise ScenarioError(f"shard.index={index!r} is not accepted: expected 0..{count - 1}")
     return range(index * n // count, (index + 1) * n // count)
 
 
-def part_path(directory, index: int, count: int, kind: str = "part") -> Path:
-    """``<directory>/shards/<kind>-<index>-of-<count>.nc`` (zero-padded: listed in order)."""
-    return Path(directory) / PARTS_DIR / f"{kind}-{index:04d}-of-{count:04d}.nc"
+def part_path(directory, index: int, count: int, kind: str = "part",
+              suffix: str = ".nc") -> Path:
+    """``<directory>/shards/<kind>-<index>-of-<count><suffix>`` (zero-padded: listed in
+    order)."""
+    return Path(directory) / PARTS_DIR / f"{kind}-{index:04d}-of-{count:04d}{suffix}"
 
 
 def _file_sha256(path) -> str:
@@ -219,19 +232,27 @@ def run_trial_shard(base: Scenario, population=None, settings=None, *, index: in
     return write_netcdf(ep, path)
 
 
-def _refusal(directory, count: int, states: list[str]) -> str | None:
+def _refusal(directory, count: int, states: list[str],
+             notes: dict[int, str] | None = None) -> str | None:
+    """The one-line refusal to gather while any part is not done (None when all are);
+    ``notes``: what to add after a shard's number (e.g. its missing chunks)."""
     groups = {}
     for i, s in enumerate(states):
         if s != DONE:
             groups.setdefault(s, []).append(i)
     if not groups:
         return None
-    what = {MISSING: "missing", UNREADABLE: "unreadable",
+    what = {MISSING: "missing", UNREADABLE: "unreadable", INCOMPLETE: "incomplete",
             MISMATCH: "made with a different config (or shard count)"}
-    told = "; ".join(f"{'shard' if len(ix) == 1 else 'shards'} "
-                     f"{', '.join(map(str, ix))} of {count} {what[s]}"
-                     for s, ix in groups.items())
-    return (f"cannot gather {Path(directory) / PARTS_DIR}: {told}; re-run the same command "
+    notes = notes or {}
+
+    def told(s, ix):
+        noted = "; ".join(f"{i}: {notes[i]}" for i in ix if i in notes)
+        return (f"{'shard' if len(ix) == 1 else 'shards'} {', '.join(map(str, ix))} of "
+                f"{count} {what[s]}" + (f" ({noted})" if noted else ""))
+
+    return (f"cannot gather {Path(directory) / PARTS_DIR}: "
+            f"{'; '.join(told(s, ix) for s, ix in groups.items())}; re-run the same command "
             "(with the same hydra.sweep.dir or shard.dir) to compute only those shards")
 
 

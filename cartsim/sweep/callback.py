@@ -44,7 +44,7 @@ class GatherCallback(Callback):
         if (config.get("shard") or {}).get("count", 1) > 1:  # its jobs gather (cartsim.shard)
             from cartsim.tasks.shard import report_sharded_multirun
 
-            report_sharded_multirun(config.shard, sweep_dir)
+            report_sharded_multirun(config.shard, sweep_dir, str(config.get("task")))
             return
         try:
             ds, path = gather_and_write(sweep_dir, file=self.file, fmt=self.format)

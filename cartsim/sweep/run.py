@@ -52,7 +52,8 @@ from cartsim.scenario import Scenario, ScenarioError
 from cartsim.sweep.axes import Axis, apply_point, grid_points, resolve_axes, resolve_groups
 from cartsim.sweep.options import SweepSpec
 
-__all__ = ["MISSING", "INVALID", "SweepPlan", "plan_sweep", "run_points", "run_sweep"]
+__all__ = ["MISSING", "INVALID", "PointsJob", "SweepPlan", "plan_sweep", "prepare_sweep",
+           "run_points", "run_sweep"]
 
 MISSING = -1
 """Point status: not computed (its chunk is missing)."""
@@ -73,6 +74,67 @@ class SweepPlan:
     @property
     def n_points(self) -> int:
         return len(self.points)
+
+
+@dataclasses.dataclass
+class PointsJob:
+    """A sweep or sensitivity analysis ready to evaluate: its points and how they are reduced.
+
+    :func:`prepare_sweep` and :func:`cartsim.sweep.sensitivity.prepare_sensitivity` build
+    one; :func:`run_sweep` is ``job.finish(job.evaluate(...))``. A sharded run
+    (:mod:`cartsim.shard.sweep`) evaluates a slice of the chunks per job (``chunks=``) and
+    gathers by loading every chunk (``load_only=True``) through the same two calls, so the
+    gathered result is the one job's.
+
+    Attributes
+    ----------
+    base, plan, names, pop, settings, seed, death_seed, chunk_size, save_trajectories,
+    ci_level, resume : what :func:`run_points` takes.
+    description : what determines the result; its hash (:attr:`hash`) names the chunk files.
+    finish : the flat ``point`` Dataset of :func:`run_points` -> the result Dataset.
+    """
+
+    base: Scenario
+    plan: SweepPlan
+    names: list[str]
+    pop: object
+    settings: object
+    seed: int
+    death_seed: int
+    chunk_size: int
+    description: dict
+    finish: Callable[[xr.Dataset], xr.Dataset]
+    save_trajectories: bool = False
+    ci_level: float = 0.95
+    resume: bool = True
+
+    @property
+    def per_chunk(self) -> int:
+        """Points per chunk: ``chunk_size // per_point`` (at least 1)."""
+        return max(1, self.chunk_size // self.plan.per_point)
+
+    @property
+    def n_chunks(self) -> int:
+        """Chunks of the whole run (the last one may be shorter)."""
+        return -(-self.plan.n_points // self.per_chunk)
+
+    @property
+    def hash(self) -> str:
+        """The hash of :attr:`description` (the chunk files' and the shard records')."""
+        from cartsim.sweep.store import spec_hash
+
+        return spec_hash(self.description)
+
+    def evaluate(self, *, chunk_dir=None, simulate_fn=None, progress=None, chunks=None,
+                 load_only: bool = False, known_errors=()) -> xr.Dataset:
+        """:func:`run_points` on this job (the flat ``point`` Dataset)."""
+        return run_points(self.base, self.plan, self.names, self.pop, self.settings,
+                          seed=self.seed, death_seed=self.death_seed,
+                          chunk_size=self.chunk_size, chunk_dir=chunk_dir,
+                          description=self.description, simulate_fn=simulate_fn,
+                          progress=progress, save_trajectories=self.save_trajectories,
+                          ci_level=self.ci_level, resume=self.resume, chunks=chunks,
+                          load_only=load_only, known_errors=known_errors)
 
 
 def plan_sweep(base: Scenario, spec: SweepSpec, *, seed: int = 0,
@@ -137,6 +199,17 @@ def run_sweep(base: Scenario, spec: SweepSpec | None = None, population=None, se
         Bad spec, unknown axis name or endpoint, a bad axis value, or a chunk directory of
         another sweep (:class:`~cartsim.sweep.store.SweepMismatchError`).
     """
+    job = prepare_sweep(base, spec, population, settings, seed=seed,
+                        group_resolver=group_resolver, engine=engine)
+    return job.finish(job.evaluate(chunk_dir=chunk_dir, simulate_fn=simulate_fn,
+                                   progress=progress))
+
+
+def prepare_sweep(base: Scenario, spec: SweepSpec | None = None, population=None,
+                  settings=None, *, seed: int | None = None, group_resolver=None,
+                  engine: dict | None = None) -> PointsJob:
+    """Check a sweep and list its points, evaluating nothing (:func:`run_sweep`'s first
+    half; the parameters are its own). Raises what :func:`run_sweep` raises for bad input."""
     from cartsim.clinical import EndpointSettings
     from cartsim.randomness import stream_seeds
 
@@ -154,15 +227,16 @@ def run_sweep(base: Scenario, spec: SweepSpec | None = None, population=None, se
     desc = describe(base, spec, pop, settings, seed)
     if engine is not None:
         desc["engine"] = engine
-    ds = run_points(base, plan, spec.endpoints, pop, settings, seed=seed,
-                    chunk_size=spec.chunk_size, chunk_dir=chunk_dir, description=desc,
-                    simulate_fn=simulate_fn, progress=progress,
-                    save_trajectories=spec.save_trajectories, ci_level=spec.ci_level,
-                    resume=spec.resume,
-                    death_seed=stream_seeds(seed)[1])
-    ds = shape_result(ds, plan)
-    ds.attrs.update(_attrs(base, spec, pop, settings, seed, desc))
-    return ds
+
+    def finish(ds: xr.Dataset) -> xr.Dataset:
+        ds = shape_result(ds, plan)
+        ds.attrs.update(_attrs(base, spec, pop, settings, seed, desc))
+        return ds
+
+    return PointsJob(base, plan, list(spec.endpoints), pop, settings, seed,
+                     stream_seeds(seed)[1], spec.chunk_size, desc, finish,
+                     save_trajectories=spec.save_trajectories, ci_level=spec.ci_level,
+                     resume=spec.resume)
 
 
 def check_follow_up(base: Scenario, names, key: str) -> None:
@@ -209,21 +283,36 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
                seed: int, death_seed: int, chunk_size: int, chunk_dir=None,
                description: dict | None = None, simulate_fn=None, progress=None,
                save_trajectories: bool = False, ci_level: float = 0.95,
-               resume: bool = True) -> xr.Dataset:
+               resume: bool = True, chunks: Sequence[int] | None = None,
+               load_only: bool = False, known_errors: Sequence[dict] = ()) -> xr.Dataset:
     """Evaluate every point of ``plan`` chunk by chunk; returns dim ``point`` (flat).
 
     ``resume=False`` recomputes (and overwrites) chunks already in ``chunk_dir``.
+    ``chunks``: evaluate only these chunk numbers (in order; a shard's slice); the other
+    points are missing (status -1). ``load_only``: compute nothing, load every chunk from
+    ``chunk_dir`` (a sharded run's gather); a chunk that is not there is a
+    :class:`~cartsim.sweep.store.MissingChunksError` naming them all, unless
+    ``known_errors`` holds its ``errors`` entry (a chunk whose evaluation raised in the job
+    that owned it), which is reported as one job reports it.
     """
-    from cartsim.sweep.store import ChunkStore
+    from cartsim.sweep.store import ChunkStore, MissingChunksError
 
     if save_trajectories and chunk_dir is None:
         raise ScenarioError("sweep.save_trajectories=True needs a chunk directory "
                             "(sweep.resume_dir or the task's output dir) to write them into")
+    if load_only and chunk_dir is None:
+        raise ScenarioError("load_only=True needs the chunk directory to load from")
     store = ChunkStore(chunk_dir, description or {}) if chunk_dir is not None else None
     per_chunk = max(1, chunk_size // plan.per_point)
     n = plan.n_points
     starts = list(range(0, n, per_chunk))
-    parts, errors, invalid = [], [], {}
+    order = list(range(len(starts))) if chunks is None else [int(k) for k in chunks]
+    if any(not 0 <= k < len(starts) for k in order):
+        raise ScenarioError(f"chunks={chunks!r} is not accepted: expected chunk numbers in "
+                            f"0..{len(starts) - 1}")
+    wanted = set(order)
+    failed_before = {int(e["chunk"]): e for e in known_errors}
+    parts, errors, invalid, absent = [], [], {}, []
     tried = False  # has a chunk been evaluated (not loaded) in this run?
     loaded, started = {}, {}
 
@@ -232,29 +321,37 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
 
     def load(k):
         if k not in loaded:
-            loaded[k] = store.load(k, chunk_idx(k)) if store is not None and resume else None
+            use = store is not None and (resume or load_only)
+            then = "left out" if load_only else "recomputing it"
+            loaded[k] = store.load(k, chunk_idx(k), then) if use else None
         return loaded[k]
 
     # ODE chunks run as a pipeline: while the compiled solver (GIL released) integrates
     # chunk k in a worker thread, this thread builds chunk k+1 and reduces chunk k-1.
     executor = None
-    if simulate_fn is None and len(starts) > 1:
+    if simulate_fn is None and len(order) > 1 and not load_only:
         from concurrent.futures import ThreadPoolExecutor
 
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsim-solve")
 
     def start(k):
-        if executor is not None and k < len(starts) and k not in started and load(k) is None:
+        if executor is not None and k in wanted and k not in started and load(k) is None:
             started[k] = _Started(base, plan, chunk_idx(k), pop, seed, executor)
 
     try:
-        for k in range(len(starts)):
+        for pos, k in enumerate(order):
             idx = chunk_idx(k)
             part = load(k)
             loaded.pop(k, None)
-            if part is None:
+            if part is None and load_only:
+                if k in failed_before:
+                    errors.append(failed_before[k])
+                else:
+                    absent.append(k)
+            elif part is None:
                 start(k)
-                start(k + 1)
+                if pos + 1 < len(order):
+                    start(order[pos + 1])
                 try:
                     part, traj = _evaluate(base, plan, idx, names, pop, settings, seed=seed,
                                            death_seed=death_seed, simulate_fn=simulate_fn,
@@ -287,6 +384,8 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+    if absent:
+        raise MissingChunksError(absent, store.directory)
     ds = _complete(parts, n)
     ds.attrs["errors"] = json.dumps(errors)
     ds.attrs["invalid"] = json.dumps(dict(list(invalid.items())[:50]))

@@ -45,7 +45,8 @@ import yaml
 from cartsim.scenario import Scenario, ScenarioError
 from cartsim.sweep.options import SensitivityOptions
 
-__all__ = ["run_sensitivity", "sensitivity_design", "sensitivity_indices"]
+__all__ = ["prepare_sensitivity", "run_sensitivity", "sensitivity_design",
+           "sensitivity_indices"]
 
 
 def _problem(params: Sequence) -> dict:
@@ -153,10 +154,14 @@ def sensitivity_indices(params: Sequence, options: SensitivityOptions, x: np.nda
             if options.method == "sobol":
                 from SALib.analyze import sobol as sobol_analyze
 
+                # a Generator, not the int: SALib takes seed=0 as "no seed" and would draw
+                # the bootstrap from NumPy's global RNG (default_rng(g) is g, so a nonzero
+                # seed gives the resamples it always gave)
                 si = sobol_analyze.analyze(problem, y, calc_second_order=options.second_order,
                                            num_resamples=options.num_resamples,
                                            conf_level=options.conf_level,
-                                           print_to_console=False, seed=int(seed))
+                                           print_to_console=False,
+                                           seed=np.random.default_rng(int(seed)))
             else:
                 from SALib.analyze import morris as morris_analyze
 
@@ -229,19 +234,27 @@ def run_sensitivity(base: Scenario, options: SensitivityOptions, population=None
     xarray.Dataset
         See :func:`sensitivity_indices`; attrs add the config, seed and version.
     """
-    from cartsim import __version__
-    from cartsim.batch import scenario_yaml as _yaml
+    job = prepare_sensitivity(base, options, population, settings, seed=seed)
+    return job.finish(job.evaluate(chunk_dir=chunk_dir, simulate_fn=simulate_fn,
+                                   progress=progress))
+
+
+def prepare_sensitivity(base: Scenario, options: SensitivityOptions, population=None,
+                        settings=None, *, seed: int | None = None):
+    """Check a sensitivity analysis and draw its design, evaluating nothing: a
+    :class:`~cartsim.sweep.run.PointsJob` whose ``finish`` computes the indices
+    (:func:`run_sensitivity`'s first half; the parameters are its own)."""
     from cartsim.clinical import EndpointSettings
     from cartsim.randomness import stream_seeds
     from cartsim.sweep.axes import resolve_axes
     from cartsim.sweep.endpoints import check_endpoints
     from cartsim.sweep.options import SweepSpec
     from cartsim.sweep.run import (
+        PointsJob,
         SweepPlan,
         _point_population,
         check_follow_up,
         describe,
-        run_points,
     )
 
     options = dataclasses.replace(options)
@@ -267,10 +280,21 @@ def run_sensitivity(base: Scenario, options: SensitivityOptions, population=None
     pop = _point_population(population, spec, axes)
     desc = describe(base, spec, pop, settings, seed) | {"sensitivity":
                                                         dataclasses.asdict(options)}
-    ds = run_points(base, plan, options.endpoints, pop, settings, seed=seed,
-                    death_seed=stream_seeds(seed)[1], chunk_size=options.chunk_size,
-                    chunk_dir=chunk_dir, description=desc, simulate_fn=simulate_fn,
-                    progress=progress)
+
+    def finish(ds: xr.Dataset) -> xr.Dataset:
+        return _indices_of(ds, base, options, x, seed)
+
+    return PointsJob(base, plan, list(options.endpoints), pop, settings, seed,
+                     stream_seeds(seed)[1], options.chunk_size, desc, finish)
+
+
+def _indices_of(ds: xr.Dataset, base: Scenario, options: SensitivityOptions, x: np.ndarray,
+                seed: int) -> xr.Dataset:
+    """The indices (:func:`sensitivity_indices`) of the evaluated design ``ds`` (flat
+    ``point``), with the runs' status, the failure warning and the attributes."""
+    from cartsim import __version__
+    from cartsim.batch import scenario_yaml as _yaml
+
     status = np.asarray(ds["status"].values)
     # sweep values are NaN where a run gave none (failed solve with one patient per point,
     # no evaluable patient, not estimable); a point that did not run at all (-1 missing,

@@ -26,13 +26,47 @@ import xarray as xr
 from cartsim.io import write_netcdf, write_text
 from cartsim.scenario import ScenarioError
 
-__all__ = ["ChunkStore", "SweepMismatchError", "spec_hash"]
+__all__ = ["ChunkStore", "MissingChunksError", "SweepMismatchError", "chunk_path",
+           "spec_hash", "span_text"]
 
 SPEC_FILE = "sweep_spec.json"
 
 
 class SweepMismatchError(ScenarioError):
     """A chunk directory belongs to a different sweep."""
+
+
+class MissingChunksError(ScenarioError):
+    """Chunks a run was asked to load only (a sharded run's gather) are not in the store.
+
+    Attributes
+    ----------
+    chunks : the chunk numbers, in order.
+    """
+
+    def __init__(self, chunks, directory) -> None:
+        self.chunks = [int(k) for k in chunks]
+        self.directory = Path(directory)
+        super().__init__(f"chunks {span_text(self.chunks)} are missing from {self.directory} "
+                         "(or unreadable, or of another sweep)")
+
+
+def span_text(numbers) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``'0-2, 5, 7-8'`` (sorted, runs of consecutive numbers)."""
+    numbers = sorted(int(k) for k in numbers)
+    runs, first = [], None
+    for i, k in enumerate(numbers):
+        if first is None:
+            first = k
+        if i + 1 == len(numbers) or numbers[i + 1] != k + 1:
+            runs.append(str(k) if k == first else f"{first}-{k}")
+            first = None
+    return ", ".join(runs)
+
+
+def chunk_path(directory, k: int, prefix: str = "chunk") -> Path:
+    """``<directory>/<prefix>_<k>.nc`` (zero-padded to 6 digits: listed in order)."""
+    return Path(directory) / f"{prefix}_{k:06d}.nc"
 
 
 def spec_hash(description: dict) -> str:
@@ -71,10 +105,12 @@ class ChunkStore:
                                   indent=1, sort_keys=True, default=str), meta)
 
     def path(self, k: int, prefix: str = "chunk") -> Path:
-        return self.directory / f"{prefix}_{k:06d}.nc"
+        return chunk_path(self.directory, k, prefix)
 
-    def load(self, k: int, points: np.ndarray) -> xr.Dataset | None:
-        """Chunk ``k`` if a complete, matching file exists; else None (warns if unusable)."""
+    def load(self, k: int, points: np.ndarray, then: str = "recomputing it"
+             ) -> xr.Dataset | None:
+        """Chunk ``k`` if a complete, matching file exists; else None (warns if unusable,
+        saying ``then``: what the caller does instead)."""
         path = self.path(k)
         if not path.is_file():
             return None
@@ -82,15 +118,16 @@ class ChunkStore:
             with xr.open_dataset(path, engine="h5netcdf") as ds:
                 ds = ds.load()
         except Exception as exc:  # unreadable: recompute rather than trust it
-            warnings.warn(f"sweep chunk {path} is unreadable ({exc}); recomputing it",
+            warnings.warn(f"sweep chunk {path} is unreadable ({exc}); {then}",
                           stacklevel=2)
             return None
         same = (ds.attrs.get("spec_hash") == self.hash and "point" in ds.dims
                 and np.array_equal(ds["point"].values, points))
         if not same:
             warnings.warn(f"sweep chunk {path} does not match this sweep (hash or points); "
-                          "recomputing it", stacklevel=2)
+                          f"{then}", stacklevel=2)
             return None
+        ds.attrs.pop("chunk", None)  # bookkeeping of the file, not of the result
         return ds
 
     def save(self, k: int, ds: xr.Dataset) -> Path:

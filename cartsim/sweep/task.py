@@ -19,13 +19,15 @@ from pathlib import Path
 from cartsim.io import write_figure, write_netcdf
 from cartsim.scenario import ScenarioError
 
-__all__ = ["SENSITIVITY_FILE", "SWEEP_FILE", "run_sensitivity_task", "run_sweep_task"]
+__all__ = ["SENSITIVITY_FILE", "SWEEP_FILE", "run_sensitivity_task", "run_sweep_task",
+           "progress_printer", "write_sensitivity", "write_sweep"]
 
 SWEEP_FILE = "sweep.nc"
 SENSITIVITY_FILE = "sensitivity.nc"
 
 
-def _progress(label: str):
+def progress_printer(label: str):
+    """``progress(done, total)`` that prints points done to stderr, at most every 5 s."""
     t0 = time.perf_counter()
     last = [0.0]
 
@@ -66,13 +68,18 @@ def run_sweep_task(run_cfg, output_dir) -> Path:
     chunk_dir = default_chunk_dir(spec, out)
     try:
         ds = run_sweep(run_cfg.scenario(), spec, run_cfg.population, run_cfg.endpoints,
-                       chunk_dir=chunk_dir, progress=_progress(f"sweep {spec.name}"),
+                       chunk_dir=chunk_dir, progress=progress_printer(f"sweep {spec.name}"),
                        simulate_fn=engine_simulator(run_cfg), engine=_engine(run_cfg))
     except ScenarioError as exc:
         _fail(exc)
-    path = write_netcdf(ds, out / SWEEP_FILE)
+    return write_sweep(ds, out)
+
+
+def write_sweep(ds, out) -> Path:
+    """Write a sweep Dataset as ``<out>/sweep.nc`` and say what it holds."""
+    path = write_netcdf(ds, Path(out) / SWEEP_FILE)
     print(f"cartsim: wrote {path}", flush=True)
-    print(f"cartsim: sweep {spec.name}: {ds.attrs['n_points']} points, "
+    print(f"cartsim: sweep {ds.attrs['sweep_name']}: {ds.attrs['n_points']} points, "
           f"{ds.attrs['n_failed']} failed, {ds.attrs['n_missing']} missing, "
           f"{ds.attrs['n_invalid']} invalid", flush=True)
     return path
@@ -80,12 +87,6 @@ def run_sweep_task(run_cfg, output_dir) -> Path:
 
 def run_sensitivity_task(run_cfg, output_dir) -> Path:
     """Task ``sensitivity``: indices of ``run_cfg.sensitivity``; writes the Dataset and a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cartsim.plot.sweep import plot_sensitivity
     from cartsim.sweep.sensitivity import run_sensitivity
 
     opts = run_cfg.sensitivity
@@ -94,9 +95,23 @@ def run_sensitivity_task(run_cfg, output_dir) -> Path:
     try:
         ds = run_sensitivity(run_cfg.scenario(), opts, run_cfg.population, run_cfg.endpoints,
                              chunk_dir=out / "sensitivity_chunks",
-                             progress=_progress(f"sensitivity ({opts.method})"))
+                             progress=progress_printer(f"sensitivity ({opts.method})"))
     except ScenarioError as exc:
         _fail(exc)
+    return write_sensitivity(ds, out)
+
+
+def write_sensitivity(ds, out) -> Path:
+    """Write a sensitivity Dataset as ``<out>/sensitivity.nc`` and its indices' plot as
+    ``<out>/sensitivity.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cartsim.plot.sweep import plot_sensitivity
+
+    out = Path(out)
     path = write_netcdf(ds, out / SENSITIVITY_FILE)
     print(f"cartsim: wrote {path}", flush=True)
     n = ds.sizes["endpoint"]

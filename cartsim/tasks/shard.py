@@ -1,4 +1,5 @@
-"""Task ``trial`` with ``shard.count > 1``: compute one shard, or gather the shards' parts.
+"""Tasks ``trial``, ``sweep`` and ``sensitivity`` with ``shard.count > 1``: compute one shard,
+or gather the shards' parts.
 
 On a cluster (``conf/hydra/launcher/slurm.yaml``: one SLURM array task per shard)::
 
@@ -12,6 +13,15 @@ every shard whose part is done, so only failed or killed shards run again. Gathe
 hand (refused, naming the shards, while any part is missing or from another config)::
 
     cartsim task=trial population.n=1000000 shard.count=64 shard.dir=runs/big
+
+A sweep or a sensitivity analysis is sharded the same way (:mod:`cartsim.shard.sweep`): job
+``i`` computes its slice of the run's chunks into the shared chunk store
+(``runs/big/sweep_chunks/`` or ``sensitivity_chunks/``) and writes its record
+``runs/big/shards/part-<i>-of-0064.json``; the gather writes ``runs/big/sweep.nc`` (or
+``sensitivity.nc`` and ``sensitivity.png``)::
+
+    cartsim -m task=sensitivity sensitivity.n_base=4096 shard.count=64 \\
+        'shard.index=range(0,64)' hydra/launcher=slurm hydra.sweep.dir=runs/sobol
 """
 
 from __future__ import annotations
@@ -22,7 +32,8 @@ from pathlib import Path
 from cartsim.scenario import ScenarioError
 from cartsim.tasks.common import engine_simulator
 
-__all__ = ["run_trial_shard_task", "shard_directory"]
+__all__ = ["report_sharded_multirun", "run_sensitivity_shard_task", "run_sweep_shard_task",
+           "run_trial_shard_task", "shard_directory"]
 
 
 def shard_directory(shard, output_dir) -> Path:
@@ -109,23 +120,104 @@ def _gather(run_cfg, directory: Path) -> None:
     write_trial_result(result, run_cfg, directory)
 
 
-def report_sharded_multirun(shard, sweep_dir) -> None:
+def run_sweep_shard_task(run_cfg, output_dir) -> None:
+    """Task ``sweep`` sharded: ``shard.index`` set: compute that shard's chunks (skipped when
+    done) and, when it completed the last shard and ``shard.gather``, gather into
+    ``sweep.nc``; ``shard.index`` null: gather (a
+    :class:`~cartsim.shard.trial.ShardError` while any shard is not done)."""
+    _run_points_task(run_cfg, output_dir, "sweep")
+
+
+def run_sensitivity_shard_task(run_cfg, output_dir) -> None:
+    """Task ``sensitivity`` sharded: as :func:`run_sweep_shard_task`, the gather writing
+    ``sensitivity.nc`` and ``sensitivity.png``."""
+    _run_points_task(run_cfg, output_dir, "sensitivity")
+
+
+def _points_job(run_cfg, kind: str, directory: Path):
+    """(job, chunk directory, simulate_fn) of a sharded sweep or sensitivity analysis, as
+    the unsharded task builds them (:mod:`cartsim.sweep.task`)."""
+    from cartsim.shard.sweep import chunk_directory
+
+    if kind == "sweep":
+        from cartsim.sweep.run import prepare_sweep
+
+        job = prepare_sweep(run_cfg.scenario(), run_cfg.sweep, run_cfg.population,
+                            run_cfg.endpoints, engine=_engine(run_cfg))
+        return job, chunk_directory(kind, directory, run_cfg.sweep), engine_simulator(run_cfg)
+    from cartsim.sweep.sensitivity import prepare_sensitivity
+
+    job = prepare_sensitivity(run_cfg.scenario(), run_cfg.sensitivity, run_cfg.population,
+                              run_cfg.endpoints)
+    return job, chunk_directory(kind, directory), None  # the ODE, as task=sensitivity
+
+
+def _run_points_task(run_cfg, output_dir, kind: str) -> None:
+    from cartsim.shard.sweep import DONE, points_states, run_points_shard
+    from cartsim.sweep.task import progress_printer
+
+    shard = run_cfg.shard
+    directory = shard_directory(shard, output_dir)
+    job, chunk_dir, simulate_fn = _points_job(run_cfg, kind, directory)
+    if shard.index is None:
+        _gather_points(job, run_cfg, directory, chunk_dir, kind)
+        return
+    path = run_points_shard(job, index=shard.index, count=shard.count, directory=directory,
+                            chunk_dir=chunk_dir, kind=kind, simulate_fn=simulate_fn,
+                            progress=progress_printer(f"{kind} shard {shard.index} of "
+                                                      f"{shard.count}"))
+    if path is None:
+        print(f"cartsim: shard {shard.index} of {shard.count} already done in "
+              f"{directory}: skipped", flush=True)
+        return
+    print(f"cartsim: wrote shard {shard.index} of {shard.count}: {path}", flush=True)
+    if not shard.gather:
+        return
+    waiting = [i for i, s in enumerate(points_states(job, directory, shard.count, chunk_dir,
+                                                     kind)) if s != DONE]
+    if waiting:
+        print(f"cartsim: {len(waiting)} of {shard.count} shards not done yet; the job that "
+              "completes the last one gathers them", flush=True)
+        return
+    _gather_points(job, run_cfg, directory, chunk_dir, kind)
+
+
+def _gather_points(job, run_cfg, directory: Path, chunk_dir: Path, kind: str) -> None:
+    from cartsim.shard.sweep import gather_points
+    from cartsim.sweep.task import write_sensitivity, write_sweep
+
+    ds = gather_points(job, count=run_cfg.shard.count, directory=directory,
+                       chunk_dir=chunk_dir, kind=kind)
+    print(f"cartsim: gathered {run_cfg.shard.count} shards of {job.plan.n_points} points "
+          f"into {directory}", file=sys.stderr, flush=True)
+    (write_sweep if kind == "sweep" else write_sensitivity)(ds, directory)
+
+
+GATHERED_FILES = {"trial": "trial_endpoints.nc", "sweep": "sweep.nc",
+                  "sensitivity": "sensitivity.nc"}
+"""What the gather of a sharded run of each task writes into the run's directory."""
+
+
+def report_sharded_multirun(shard, sweep_dir, task: str = "trial") -> None:
     """What the end of a sharded multirun says (called by the gather callback in the
-    launching process): where the gathered trial is, or which shards have no part yet."""
+    launching process): where the gathered result is, or which shards have no part yet."""
     from cartsim.shard.trial import PARTS_DIR, part_path
 
     directory = Path(str(shard.get("dir") or sweep_dir)).expanduser()
     count = int(shard.get("count"))
-    missing = [i for i in range(count) if not part_path(directory, i, count).is_file()]
-    gathered = directory / "trial_endpoints.nc"
+    suffix = ".nc" if task == "trial" else ".json"
+    missing = [i for i in range(count)
+               if not part_path(directory, i, count, suffix=suffix).is_file()]
+    gathered = directory / GATHERED_FILES.get(task, "trial_endpoints.nc")
     if missing:
-        print(f"cartsim: sharded trial in {directory}: shards {', '.join(map(str, missing))} "
-              f"of {count} have no part in {PARTS_DIR}/ (failed, killed or not run); re-run "
-              f"the same command with hydra.sweep.dir={sweep_dir} to compute only those",
-              file=sys.stderr, flush=True)
+        print(f"cartsim: sharded {task} in {directory}: shards "
+              f"{', '.join(map(str, missing))} of {count} have no part in {PARTS_DIR}/ "
+              f"(failed, killed or not run); re-run the same command with "
+              f"hydra.sweep.dir={sweep_dir} to compute only those", file=sys.stderr,
+              flush=True)
     elif gathered.is_file():
-        print(f"cartsim: sharded trial of {count} shards gathered: {gathered}", flush=True)
+        print(f"cartsim: sharded {task} of {count} shards gathered: {gathered}", flush=True)
     else:
-        print(f"cartsim: sharded trial in {directory}: all {count} parts written; gather them "
-              f"with the same overrides plus shard.index=null shard.dir={directory}",
+        print(f"cartsim: sharded {task} in {directory}: all {count} parts written; gather "
+              f"them with the same overrides plus shard.index=null shard.dir={directory}",
               flush=True)

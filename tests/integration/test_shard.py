@@ -260,6 +260,7 @@ def test_submitit_local_shards_gather_to_the_one_job_files_and_a_killed_shard_re
 
 
 def test_sharding_is_refused_for_other_tasks(tmp_path):
-    proc = _cartsim(["task=sweep", "shard.count=2", "shard.index=0",
+    proc = _cartsim(["task=simulate", "shard.count=2", "shard.index=0",
                      f"hydra.run.dir={tmp_path}"], cwd=tmp_path, expect=2)
-    assert "shard.count=2 is not accepted with task=sweep" in proc.stderr
+    assert ("shard.count=2 is not accepted with task=simulate: expected task=trial or sweep "
+            "or sensitivity") in proc.stderr

@@ -37,6 +37,21 @@ def test_sobol_indices_of_ishigami_match_the_closed_form():
     assert abs(float(ds["S2"].sel(endpoint="y", parameter="x1", parameter_2="x2"))) < 0.06
 
 
+def test_sobol_bootstrap_intervals_are_reproducible_at_seed_0():
+    # SALib takes seed=0 as "no seed" (NumPy's global RNG): the run seed must still decide
+    opts = SensitivityOptions(method="sobol", parameters=PI_RANGE, endpoints=["y"], n_base=64,
+                              second_order=False)
+    x = sensitivity_design(PI_RANGE, opts, seed=0)
+    runs = []
+    for state in (1, 2):
+        np.random.seed(state)  # the global RNG must play no part
+        runs.append(sensitivity_indices(PI_RANGE, opts, x, {"y": ishigami(x)}, seed=0))
+    assert runs[0]["S1_conf"].identical(runs[1]["S1_conf"])
+    assert runs[0]["ST_conf"].identical(runs[1]["ST_conf"])
+    other = sensitivity_indices(PI_RANGE, opts, x, {"y": ishigami(x)}, seed=1)
+    assert not np.array_equal(other["S1_conf"].values, runs[0]["S1_conf"].values)
+
+
 def test_morris_effects_of_a_linear_function_are_exact():
     # y = 3 x1 - 2 x2 + 0 x3 on x in [0, 10]: every elementary effect per normalised range
     # is the coefficient times the range (30, -20, 0), with sigma = 0
