@@ -115,7 +115,8 @@ class RunConfig(Scenario):
     fit : what ``task=fit`` estimates and how (``conf/fit/``).
     sweep : what ``task=sweep`` varies (``conf/sweep/``, e.g. ``sweep=dose_vs_burden``).
     sensitivity : what ``task=sensitivity`` analyses (``conf/sensitivity/``).
-    shard : how ``task=trial`` is split into shard jobs (:mod:`cartsim.shard`).
+    shard : how ``task=trial``, ``sweep`` or ``sensitivity`` is split into shard jobs
+        (:mod:`cartsim.shard`).
     """
 
     task: str = "simulate"

@@ -1,9 +1,12 @@
-"""Options of a sharded run (``shard.*``): one trial split into jobs that each compute a slice.
+"""Options of a sharded run (``shard.*``): one trial, sweep or sensitivity analysis split into
+jobs that each compute a slice.
 
 ``cartsim -m task=trial population.n=100000 shard.count=16 'shard.index=range(0,16)'`` runs
 16 Hydra launcher jobs (joblib, ``submitit_local``, ``submitit_slurm``); job ``i`` computes
 patients ``[i n / 16, (i + 1) n / 16)`` and writes one part file, and the job that completes
 the last missing part gathers them into the trial's files (:mod:`cartsim.shard.trial`).
+With ``task=sweep`` or ``task=sensitivity``, job ``i`` computes chunks ``[i K / 16, (i + 1)
+K / 16)`` of the run's ``K`` chunks into a shared chunk store (:mod:`cartsim.shard.sweep`).
 """
 
 from __future__ import annotations
@@ -17,17 +20,20 @@ __all__ = ["ShardOptions"]
 
 @dataclass
 class ShardOptions:
-    """How a trial is split into shards, and which one this job computes.
+    """How a trial, sweep or sensitivity analysis is split into shards, and which one this
+    job computes.
 
     Attributes
     ----------
-    count : shards the trial is split into (1: one job, no part files). Every job of a
+    count : shards the run is split into (1: one job, no part files). Every job of a
         sharded run and its gather must use the same count.
     index : the shard this job computes, ``0..count-1`` (a multirun sweeps it:
         ``'shard.index=range(0,N)'``); null with ``count > 1``: gather the parts already
-        written into the trial's files (refused while any part is missing).
-    dir : the directory of the sharded run: parts in ``<dir>/shards/``, the gathered trial
-        files in ``<dir>/``; null = ``hydra.sweep.dir`` in a multirun (required otherwise).
+        written into the run's files (refused while any part is missing).
+    dir : the directory of the sharded run: parts in ``<dir>/shards/`` (a sweep's chunks in
+        ``<dir>/sweep_chunks/`` or ``sweep.resume_dir``, a sensitivity analysis's in
+        ``<dir>/sensitivity_chunks/``), the gathered files in ``<dir>/``; null =
+        ``hydra.sweep.dir`` in a multirun (required otherwise).
     gather : the job that completes the last missing part gathers them at once (false:
         gather with a separate ``shard.index=null`` run).
     """

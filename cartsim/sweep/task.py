@@ -7,6 +7,10 @@ gathered by ``cartsim gather DIR``):
   ``sweep.resume_dir`` or ``<output dir>/sweep_chunks`` (re-running the same command with the
   same ``sweep.resume_dir`` resumes);
 * ``sensitivity.nc`` and ``sensitivity.png`` (bar/tornado plot of the indices).
+
+With ``shard.count > 1`` the command line runs :mod:`cartsim.tasks.shard` instead (one shard
+of the run's chunks, or the gather, which writes these files with :func:`write_sweep` and
+:func:`write_sensitivity`).
 """
 
 from __future__ import annotations
