@@ -46,7 +46,7 @@ ROOT = Path(cartsim.__file__).resolve().parents[1]
 SPEC = SweepSpec(axes=[SweepAxis("regimen.car_dose_per_kg", space="logspace", start=1e5,
                                  stop=1e7, num=3),
                        SweepAxis("patient.marrow_blast_pct", values=[5.0, 50.0])],
-                 population_n=2, endpoints=["cr_d28", "cmax_qpcr", "crs_g3plus"],
+                 population_n=2, endpoints=["cr_d28", "cmax_qpcr", "crs_g3plus", "pfs_12m"],
                  chunk_size=2)
 COUNT = 4
 STAMPS = ("created", "chunk_dir")
@@ -196,6 +196,32 @@ def test_a_chunk_that_raised_is_reported_as_one_job_reports_it(base, tmp_path):
     with pytest.warns(UserWarning, match="sweep chunk 5 .* failed"):
         _shards(base, tmp_path / "sh", spec=spec, simulate_fn=sim)
     assert _same(gather_sweep(base, spec, count=COUNT, directory=tmp_path / "sh"), one)
+
+
+def test_stochastic_engine_sweep_shards_are_identical_to_one_job(tmp_path):
+    # every patient's stochastic stream is keyed by its global index: a shard that numbered
+    # its points from 0 would draw other realisations
+    import dataclasses
+
+    from cartsim.config import load_run_config
+    from cartsim.tasks.common import engine_simulator
+
+    cfg = load_run_config(["task=sweep", "engine=stochastic", "output.t_end=60",
+                           "sweep.population_n=2", "sweep.chunk_size=2",
+                           "sweep.endpoints=[cmax_qpcr,crs_g3plus]",
+                           "sweep.axes=[{name: regimen.car_dose_per_kg, space: logspace, "
+                           "start: 1e5, stop: 1e7, num: 4}]"])
+    kw = {"simulate_fn": engine_simulator(cfg),
+          "engine": {"engine": "stochastic", "stochastic": dataclasses.asdict(cfg.stochastic)}}
+    one = run_sweep(cfg.scenario(), cfg.sweep, cfg.population, cfg.endpoints,
+                    chunk_dir=tmp_path / "one", **kw)
+    assert len(np.unique(one["cmax_qpcr"].values)) == 4
+    for i in range(3):
+        run_sweep_shard(cfg.scenario(), cfg.sweep, cfg.population, cfg.endpoints, index=i,
+                        count=3, directory=tmp_path / "sh", **kw)
+    got = gather_sweep(cfg.scenario(), cfg.sweep, cfg.population, cfg.endpoints, count=3,
+                       directory=tmp_path / "sh", engine=kw["engine"])
+    assert _same(got, one)
 
 
 def test_gathered_sensitivity_shards_are_identical_to_one_job(base, tmp_path):
