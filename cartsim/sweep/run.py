@@ -288,8 +288,8 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
     """Evaluate every point of ``plan`` chunk by chunk; returns dim ``point`` (flat).
 
     ``resume=False`` recomputes (and overwrites) chunks already in ``chunk_dir``.
-    ``chunks``: evaluate only these chunk numbers (in order; a shard's slice); the other
-    points are missing (status -1). ``load_only``: compute nothing, load every chunk from
+    ``chunks``: evaluate only these chunk numbers (in order; a shard's slice); the Dataset
+    then holds only their points. ``load_only``: compute nothing, load every chunk from
     ``chunk_dir`` (a sharded run's gather); a chunk that is not there is a
     :class:`~cartsim.sweep.store.MissingChunksError` naming them all, unless
     ``known_errors`` holds its ``errors`` entry (a chunk whose evaluation raised in the job
@@ -386,7 +386,11 @@ def run_points(base: Scenario, plan: SweepPlan, names: Sequence[str], pop, setti
             executor.shutdown(wait=True, cancel_futures=True)
     if absent:
         raise MissingChunksError(absent, store.directory)
-    ds = _complete(parts, n)
+    if chunks is None:
+        ds = _complete(parts, n)
+    else:  # only these chunks' points: a shard of a 1e7-point sweep holds its own slice
+        ds = _complete(parts, None, np.concatenate([chunk_idx(k) for k in order])
+                       if order else np.arange(0))
     ds.attrs["errors"] = json.dumps(errors)
     ds.attrs["invalid"] = json.dumps(dict(list(invalid.items())[:50]))
     if store is not None:
