@@ -16,7 +16,9 @@ the kept endpoints at once, so memory is bounded by the chunk, never the whole
 time-resolved sweep. Each completed chunk is written atomically into the chunk directory;
 a re-run with the same spec skips the chunks already there (see
 :mod:`cartsim.sweep.store`), and a chunk whose evaluation raised is left out and reported,
-while the sweep goes on.
+while the sweep goes on. A sharded run (``shard.count``, :mod:`cartsim.shard.sweep`) splits
+the chunks among launcher jobs that share one chunk directory and gathers them into this
+same Dataset.
 
 Randomness (as :func:`cartsim.run_trial`; :mod:`cartsim.randomness`): the run seed is split
 into the cohort stream and the death-model seed (:func:`cartsim.randomness.stream_seeds`). Every

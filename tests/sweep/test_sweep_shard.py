@@ -101,6 +101,10 @@ def test_shards_tile_the_chunks_in_order():
         shard_chunks(6, 4, 4)
     with pytest.raises(ScenarioError, match=r"shard.index=-1 is not accepted"):
         shard_chunks(6, 4, -1)
+    from cartsim.config import load_run_config
+
+    with pytest.raises(ScenarioError, match=r"shard.index=-1 is not accepted with shard.count=4"):
+        load_run_config(["task=sweep", "shard.count=4", "shard.index=-1"])
 
 
 def test_gathered_sweep_shards_are_identical_to_one_job(base, sharded, one_job):
