@@ -244,6 +244,30 @@ def test_gathered_sensitivity_shards_are_identical_to_one_job(base, tmp_path):
         gather_sensitivity(base, SOBOL, count=5, directory=directory)
 
 
+def test_sharded_sensitivity_task_gathers_the_one_job_files(tmp_path, capsys):
+    from cartsim.config import load_run_config
+    from cartsim.sweep.task import run_sensitivity_task
+    from cartsim.tasks.shard import run_sensitivity_shard_task
+
+    task = ["task=sensitivity", "sensitivity.n_base=4", "sensitivity.chunk_size=4",
+            "sensitivity.endpoints=[cmax_qpcr,cr_d28]",
+            "sensitivity.parameters=[{name: model.params.rho_max, space: logspace, start: 0.3, "
+            "stop: 1.3}, {name: regimen.car_dose_per_kg, space: logspace, start: 1e5, "
+            "stop: 1e7}]"]
+    one = run_sensitivity_task(load_run_config(task), tmp_path / "one")
+    run = tmp_path / "run"
+    for i in (1, 0):  # any order: the job that completes the last shard gathers
+        run_sensitivity_shard_task(load_run_config([*task, "shard.count=2", f"shard.index={i}",
+                                                    f"shard.dir={run}"]), tmp_path / f"j{i}")
+    out = capsys.readouterr().out
+    assert "1 of 2 shards not done yet" in out and f"wrote {run / 'sensitivity.nc'}" in out
+    assert _same(_load(run / "sensitivity.nc"), _load(one))
+    assert (run / "sensitivity.png").stat().st_size > 1000
+    run_sensitivity_shard_task(load_run_config([*task, "shard.count=2", "shard.index=0",
+                                                f"shard.dir={run}"]), tmp_path / "again")
+    assert "shard 0 of 2 already done" in capsys.readouterr().out
+
+
 # --- the command line, through a real launcher -------------------------------------------
 
 def _cartsim(args, cwd, expect=0, timeout=600):
