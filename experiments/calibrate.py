@@ -172,7 +172,9 @@ def _posterior(args, cfg, space, store, out, fit_targets, reps, fixed) -> None:
     from cartsim.calibration.posterior import (
         effective_sample_size,
         format_coverage,
+        format_marginals,
         importance_weights,
+        marginals,
         posterior_coverage,
         proposal_from_design,
         proposal_from_draws,
@@ -230,6 +232,7 @@ def _posterior(args, cfg, space, store, out, fit_targets, reps, fixed) -> None:
     print(f"{len(df)} draws in {len(have)} batch(es); effective sample size {ess:.1f}; "
           f"largest weight {w.max():.3f}")
     print(format_coverage(posterior_coverage(df, space, props, fit_targets)))
+    print(format_marginals(marginals(df, w, space), ess))
     members = resample(df, w, int(icfg["members"]), space, seed=int(icfg["seed"]))
     path_e = write_ensemble(members, out / "ensemble.csv", provenance(
         cfg, kind="posterior (importance sampling, systematic resampling, random order)",

@@ -13,8 +13,10 @@ from cartsim.calibration import Space
 from cartsim.calibration.posterior import (
     draw_proposal,
     effective_sample_size,
+    format_marginals,
     importance_weights,
     log_q,
+    marginals,
     mixture_log_q,
     posterior_coverage,
     proposal_from_design,
@@ -135,6 +137,30 @@ def test_systematic_resampling_keeps_the_weights_and_shuffles_the_order():
     assert list(m["id"]) != sorted(m["id"])  # a random order, not sorted by weight
     with pytest.raises(ValueError, match="integer >= 1"):
         resample(df, w, 0, SPACE)
+
+
+def test_marginals_say_which_values_the_figures_pin_down():
+    """Two free values, uniform draws on the log scale (the prior); the weights pin the
+    first to a normal of SD 0.05 (unit-cube scale) around the middle and leave the second
+    flat. Closed form: the first's 95% interval is 0.5 +- 1.96 * 0.05 (learned = 1 - 0.196 /
+    0.95), the second's the prior's own (learned 0), median values the geometric middles."""
+    space = Space(("a", "b"), (1.0, 10.0), (0.1, 1.0), (10.0, 100.0))
+    rng = np.random.default_rng(3)
+    u = rng.random((200_000, 2))
+    x = space.values(u)
+    df = pd.DataFrame({"id": np.arange(len(u)), "source": "importance", "status": "ok",
+                       "a": x[:, 0], "b": x[:, 1]})
+    w = stats.norm.pdf(u[:, 0], 0.5, 0.05)
+    ra, rb = marginals(df, w / w.sum(), space)
+    assert ra["median"] == pytest.approx(1.0, rel=0.02)  # exp(mean of log 0.1 and log 10)
+    lo, hi = ra["interval"]
+    assert np.log10(lo) == pytest.approx(2 * (0.5 - 1.96 * 0.05) - 1, abs=0.01)
+    assert np.log10(hi) == pytest.approx(2 * (0.5 + 1.96 * 0.05) - 1, abs=0.01)
+    assert ra["learned"] == pytest.approx(1 - 2 * 1.96 * 0.05 / 0.95, abs=0.01)
+    assert rb["learned"] == pytest.approx(0.0, abs=0.01)
+    assert rb["median"] == pytest.approx(10.0, rel=0.02)
+    table = format_marginals([ra, rb], effective_sample_size(w / w.sum()))
+    assert "learned" in table and len(table.splitlines()) == 4
 
 
 def test_proposal_from_a_design_is_centred_where_asked_and_spans_the_plausible_region():
