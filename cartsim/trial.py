@@ -188,9 +188,18 @@ def read_members(path):
     ``experiments/calibrate.py --posterior`` (a random-order posterior sample: any first k
     members are a posterior sample) or ``--ensemble`` (history matching, the most likely
     first); provenance lines start with ``#``."""
+    import json
+
     import pandas as pd
 
-    return pd.read_csv(path, comment="#")
+    members = pd.read_csv(path, comment="#")
+    with open(path) as fh:
+        head = [ln[2:] for ln in fh if ln.startswith("# ")]
+    try:
+        members.attrs["provenance"] = json.loads("".join(head)) if head else {}
+    except json.JSONDecodeError:  # a hand-made file: its members still run
+        members.attrs["provenance"] = {}
+    return members
 
 
 _SCENARIO_SECTIONS = ("patient", "regimen", "product", "disease", "output", "solver")
@@ -317,6 +326,11 @@ def trial_with_ensemble(scenario, population, settings, members, *, k: int = 5,
         res = run_trial(sc, pop, st, options=options, seed=seed, simulate_fn=simulate_fn)
         per_member.append([r["value"] for r in res.summary()])
     vals = np.array(per_member, dtype=float)  # (members, rows)
+    # how much the members say: a posterior resample repeats heavy draws, and at a small
+    # effective sample size few distinct parameter sets carry the range
+    used = members.head(k)
+    distinct = int(used["id"].nunique()) if "id" in used.columns else len(used)
+    ess = members.attrs.get("provenance", {}).get("effective_sample_size")
     out = []
     for j, r in enumerate(rows0):
         v = vals[:, j] if vals.shape[1] == len(rows0) else np.full(len(vals), np.nan)
@@ -326,6 +340,7 @@ def trial_with_ensemble(scenario, population, settings, members, *, k: int = 5,
                     "cohort_hi": r["hi"],
                     "model_lo": float(ok.min()) if ok.size else math.nan,
                     "model_hi": float(ok.max()) if ok.size else math.nan,
-                    "members": v.tolist(), "k": len(vals),
+                    "members": v.tolist(), "k": len(vals), "distinct": distinct,
+                    "ess": float(ess) if ess is not None else math.nan,
                     "pinned": sorted(pinned)})
     return base, out

@@ -152,6 +152,16 @@ def format_uncertainty(rows: Sequence[dict]) -> str:
              "cohort: between-patient variability and cohort size at the shipped defaults (95% "
              "CI of rates and KM estimates; the patients' range for medians); model: the "
              "estimate over parameter sets the calibration could not rule out"]
+    if rows:
+        distinct = rows[0].get("distinct", k)
+        ess = rows[0].get("ess", math.nan)
+        note = f"the {k} members are {distinct} distinct parameter sets"
+        if math.isfinite(ess):
+            note += f" of a posterior sample whose effective sample size is {ess:.1f}"
+        if distinct < k or (math.isfinite(ess) and ess < k):
+            note += ("; with so few the model range understates what the calibration leaves "
+                     "open")
+        lines.append(note)
     pinned = rows[0].get("pinned", []) if rows else []
     if pinned:
         lines.append("kept at this run's own value (set by the user or the experiment, as in "

@@ -71,6 +71,28 @@ def test_model_range_spans_the_members_and_defaults_are_unchanged():
         trial_with_ensemble(base, pop, EndpointSettings(), members, k=0)
 
 
+def test_the_table_says_how_many_distinct_parameter_sets_carry_the_model_range(tmp_path):
+    """A posterior resample repeats heavy draws: 3 members that are 2 distinct draws of a
+    sample with ESS 1.7 must be reported as such, with the warning; the provenance is read
+    from the file's '# ' lines as the calibration wrote them."""
+    from cartsim.calibration.ensemble import write_ensemble
+    from cartsim.reporting.files import format_uncertainty
+
+    path = write_ensemble(pd.DataFrame({"id": [7, 9, 7], "+model.params.rho_max":
+                                        [0.6, 0.7, 0.6]}), tmp_path / "e.csv",
+                          {"effective_sample_size": 1.7})
+    members = read_members(path)
+    assert members.attrs["provenance"]["effective_sample_size"] == 1.7
+    base = Scenario(output=OutputOptions(t_end=20.0))
+    pop = dataclasses.replace(PopulationSpec(), n=3)
+    _, rows = trial_with_ensemble(base, pop, EndpointSettings(), members, k=3, seed=1)
+    assert rows[0]["distinct"] == 2 and rows[0]["ess"] == 1.7
+    text = format_uncertainty(rows)
+    assert "3 members are 2 distinct parameter sets" in text and "understates" in text
+    _, rows2 = trial_with_ensemble(base, pop, EndpointSettings(), members.iloc[:2], k=2, seed=1)
+    assert rows2[0]["distinct"] == 2 and "understates" in format_uncertainty(rows2)  # ESS 1.7 < 2
+
+
 def test_trial_task_writes_the_uncertainty_table(tmp_path):
     cmd = [sys.executable, "-m", "cartsim.cli", "task=trial", "population.n=6",
            "output.t_end=30", f"trial.ensemble={SHIPPED}", "trial.ensemble_members=2",
