@@ -123,11 +123,12 @@ class Cd7Model(Model):
     # -- scenario -> problem ----------------------------------------------------------------
     def build(self, scenario) -> Problem:
         pat, reg, prod, dis = scenario.patient, scenario.regimen, scenario.product, scenario.disease
-        params = self.parameters.with_values(scenario.model.params)
-        phys = {k: v.value for k, v in self.physiology.items()}
-        pk = {k: v.value for k, v in self.ld_pk.items()}
+        pv = self.parameters.vector(scenario.model.params)  # checked like with_values
+        ix = self.parameters.index
+        phys = self.physiology.value_map()
+        pk = self.ld_pk.value_map()
         p = np.zeros(K.N_P)
-        p[: K.N_MODEL_PARAM] = params.values()
+        p[: K.N_MODEL_PARAM] = pv
 
         wt, bsa = pat.weight_kg, pat.bsa_m2
         p[K.D_V1] = pk["flu_v1"] * wt / 70.0
@@ -152,15 +153,15 @@ class Cd7Model(Model):
         floor = phys["cell_floor"]
         bv_ul = phys["blood_volume_ml_per_kg"] * wt * 1e3
         t_total = (pat.lymphocytes_per_ul * phys["t_frac_of_alc"] * bv_ul / phys["f_blood_lymph"])
-        blasts = pat.marrow_blast_pct / (100.0 - pat.marrow_blast_pct) * params[
-            "marrow_normal_cells"].value
+        blasts = pat.marrow_blast_pct / (100.0 - pat.marrow_blast_pct) * pv[
+            ix["marrow_normal_cells"]]
         x0 = np.full(K.N_CELL, floor)
         x0[[K.S_E, K.S_M, K.S_X]] = phys["absent_floor"]
         x0[K.S_B7] = max(blasts * (1.0 - pat.cd7neg_blast_fraction), floor)
         # a clone of less than one cell is absent; with switching on it arises from B7, and
         # the per-capita inflow k_switch * B7 / B0 needs a moderate floor to stay finite
         b0 = blasts * pat.cd7neg_blast_fraction
-        absent = phys["absent_floor"] if params["k_switch"].value == 0.0 else floor
+        absent = phys["absent_floor"] if pv[ix["k_switch"]] == 0.0 else floor
         x0[K.S_B0] = b0 if b0 >= 1.0 else absent
         x0[K.S_L] = dis.em_volume_cm3 * phys["cells_per_cm3"] if dis.em_volume_cm3 > 0 else floor
         x0[K.S_T7] = t_total * (1.0 - phys["cd7neg_t_frac"])
@@ -170,11 +171,11 @@ class Cd7Model(Model):
         y0 = np.zeros(K.N_STATE)
         y0[: K.N_CELL] = np.log(x0)
         y0[K.S_H] = 1.0
-        y0[K.S_IL6] = params["il60"].value
-        y0[K.S_IL10] = params["il100"].value
-        y0[K.S_IFNG] = params["ifng0"].value
-        y0[K.S_TNFA] = params["tnfa0"].value
-        y0[K.S_AP] = params["allo_prime0"].value  # alloreactive precursors (used if allogeneic)
+        y0[K.S_IL6] = pv[ix["il60"]]
+        y0[K.S_IL10] = pv[ix["il100"]]
+        y0[K.S_IFNG] = pv[ix["ifng0"]]
+        y0[K.S_TNFA] = pv[ix["tnfa0"]]
+        y0[K.S_AP] = pv[ix["allo_prime0"]]  # alloreactive precursors (used if allogeneic)
         y0[K.S_MP] = 1.0
         y0[K.S_MN] = 1.0
 

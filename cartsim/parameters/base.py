@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 import numpy as np
 
@@ -66,6 +67,9 @@ class ParameterSet(Mapping[str, Parameter]):
                 raise ParameterError(f"duplicate parameter {p.name!r} in set {name!r}")
             self._params[p.name] = p
         self.index: dict[str, int] = {k: i for i, k in enumerate(self._params)}
+        # built once: a model builds one problem per patient from these (issue 18 item 3)
+        self._defaults = np.array([p.value for p in self._params.values()], dtype=np.float64)
+        self._value_map = MappingProxyType({k: p.value for k, p in self._params.items()})
 
     def __getitem__(self, key: str) -> Parameter:
         try:
@@ -86,8 +90,22 @@ class ParameterSet(Mapping[str, Parameter]):
         return len(self._params)
 
     def values(self) -> np.ndarray:  # type: ignore[override]
-        """Default values as a float64 vector in kernel order."""
-        return np.array([p.value for p in self._params.values()], dtype=np.float64)
+        """Default values as a float64 vector in kernel order (a new array)."""
+        return self._defaults.copy()
+
+    def value_map(self) -> Mapping[str, float]:
+        """Default values by name (read-only; shared, not copied)."""
+        return self._value_map
+
+    def _checked(self, key: str, value) -> float:
+        p = self[key]
+        v = float(value)
+        if not math.isfinite(v) or not (p.lower <= v <= p.upper):
+            raise ParameterError(
+                f"model.params.{key}={v!r} is not accepted: expected a finite number in "
+                f"[{p.lower}, {p.upper}] {p.unit}"
+            )
+        return v
 
     def with_values(self, overrides: Mapping[str, float]) -> ParameterSet:
         """A copy with new values.
@@ -96,19 +114,17 @@ class ParameterSet(Mapping[str, Parameter]):
         """
         new = dict(self._params)
         for k, v in overrides.items():
-            p = self[k]
-            v = float(v)
-            if not math.isfinite(v) or not (p.lower <= v <= p.upper):
-                raise ParameterError(
-                    f"model.params.{k}={v!r} is not accepted: expected a finite number in "
-                    f"[{p.lower}, {p.upper}] {p.unit}"
-                )
-            new[k] = replace(p, value=v)
+            new[k] = replace(self[k], value=self._checked(k, v))
         return ParameterSet(new.values(), name=self.name)
 
     def vector(self, overrides: Mapping[str, float] | None = None) -> np.ndarray:
-        """Kernel parameter vector with ``overrides`` applied."""
-        return (self.with_values(overrides) if overrides else self).values()
+        """Kernel parameter vector with ``overrides`` applied (checked as by
+        :meth:`with_values`, without building a new set)."""
+        v = self._defaults.copy()
+        for k, x in (overrides or {}).items():
+            x = self._checked(k, x)  # an unknown name raises here
+            v[self.index[k]] = x
+        return v
 
     def table(self) -> str:
         """Markdown table of the set (name, value, unit, bounds, source)."""
