@@ -77,8 +77,17 @@ def simulate(scenarios, *, method: str | None = None,
         the :data:`ENDPOINT_VARIABLES` over dim ``endpoint_time`` (module notes), so that
         ``cartsim.endpoints`` of the result does not depend on ``output.dt``.
     """
-    batch = prepare(scenarios, method=method)
+    scs = as_batch(scenarios, "simulate()")
+    if len(scs) > PIPELINE_CHUNK and not _has_hsct(scs):
+        return _simulate_pipelined(scs, method, variables)
+    batch = prepare(scs, method=method)
     return finish(batch, solve_prepared(batch), variables=variables)
+
+
+PIPELINE_CHUNK = 1000
+"""Patients per block of :func:`simulate`'s pipeline (:func:`_simulate_pipelined`): small
+enough that building the first block and exponentiating the last are a small part of a
+large batch, large enough that the per-block Python of the solve stays negligible."""
 
 
 @dataclasses.dataclass
@@ -107,19 +116,24 @@ def prepare(scenarios, *, method: str | None = None) -> PreparedBatch:
     steps let a caller (the sweep) build the next batch and reduce the previous one
     while the compiled solver, which releases the GIL, runs in another thread.
     """
-    scs = as_batch(scenarios, "simulate()")
+    batch = _unbuilt(as_batch(scenarios, "simulate()"), method)
+    batch.problems.extend(batch.model.build(s) for s in batch.scenarios)
+    _plan_hsct(batch.model, batch.scenarios, batch.problems, batch.opts)
+    return batch
+
+
+def _unbuilt(scs: list[Scenario], method: str | None) -> PreparedBatch:
+    """The batch of validated scenarios ``scs`` with its model, grids and solver options,
+    before any problem is built (``problems`` empty)."""
     first = scs[0]
     model = get_model(first.model.name)
-    problems = [model.build(s) for s in scs]
-    t_eval = output_times(first)
     solver = first.solver
     meth = method or solver.method
     if meth == "auto":
         meth = model.default_method
     opts = dict(method=meth, rtol=solver.rtol, atol=model.atol * solver.atol_scale,
                 max_steps=solver.max_steps)
-    _plan_hsct(model, scs, problems, opts)
-    return PreparedBatch(model, scs, problems, t_eval, meth, opts, endpoint_times(first))
+    return PreparedBatch(model, scs, [], output_times(first), meth, opts, endpoint_times(first))
 
 
 def solve_prepared(batch: PreparedBatch):
@@ -127,18 +141,92 @@ def solve_prepared(batch: PreparedBatch):
     return solve_problems(batch.model, batch.problems, batch.t_record, **batch.opts)
 
 
-def finish(batch: PreparedBatch, result, *, variables: Sequence[str] | None = None
-           ) -> xr.Dataset:
+def finish(batch: PreparedBatch, result, *, variables: Sequence[str] | None = None,
+           **assembly) -> xr.Dataset:
     """The Dataset of a solved batch (``variables``: see :func:`simulate`), on the output
     grid, with the endpoint grid's observables when the grids differ (module notes).
 
     The Dataset is built on ``result.y`` itself (``to_dataset(copy=False)``): the result
-    is consumed, its ``y`` left holding the linear states, read-only."""
+    is consumed, its ``y`` left holding the linear states, read-only. ``assembly``: the
+    ``linear`` and ``overrides`` of :func:`cartsim.batch.to_dataset`."""
     t_ep = batch.t_eval if batch.t_endpoint is None else batch.t_endpoint
     ds = to_dataset(batch.model, batch.problems, batch.t_record, result, batch.scenarios,
                     method=batch.method, variables=variables, optional=ENDPOINT_VARIABLES,
-                    copy=False)
-    return cf_conventions(on_output_grid(ds, batch.t_eval, t_ep, variables))
+                    copy=False, **assembly)
+    out = on_output_grid(ds, batch.t_eval, t_ep, variables)
+    return out if out is ds else cf_conventions(out)  # to_dataset's is CF already
+
+
+def _has_hsct(scs: list[Scenario]) -> bool:
+    return any(s.regimen.hsct_day is not None for s in scs)
+
+
+def _simulate_pipelined(scs: list[Scenario], method: str | None,
+                        variables: Sequence[str] | None) -> xr.Dataset:
+    """:func:`simulate` of a large batch as a pipeline, with the same Dataset bitwise.
+
+    The scenarios are built :data:`PIPELINE_CHUNK` at a time; each block is solved, in
+    one worker thread (the compiled solver releases the GIL, on Numba's threads as many
+    as the caller's ``numba.get_num_threads()``), into its rows of one state buffer,
+    while this thread builds the next blocks, writes ``patient_overrides`` and
+    exponentiates the log states of the blocks solved (``exp_log_states``). Patients are
+    independent in the solver, so a block's rows are those of the whole batch's solve,
+    which starts at the earliest start of any problem: a block solved before an earlier
+    start was built (a later patient with earlier events) is solved again from it. A
+    batch with transplants (``regimen.hsct_day``, planned on the whole batch) is not
+    pipelined; nor is a failing block: the whole batch is then run as :func:`prepare`
+    and :func:`solve_prepared` would, which raises the same error.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    from cartsim.batch import exp_log_states
+    from cartsim.solvers.api import BatchResult
+
+    batch = _unbuilt(scs, method)
+    model, problems, n, size = batch.model, batch.problems, len(scs), PIPELINE_CHUNK
+    t_record = batch.t_record
+    y = np.empty((n, t_record.size, len(model.states)))
+    starts = list(range(0, n, size))
+    t0 = [np.inf]  # the batch's start: the earliest of the problems built so far
+    threads = numba.get_num_threads()  # thread-local in Numba: the worker takes the caller's
+
+    def solve(a: int):
+        numba.set_num_threads(threads)
+        t_start = t0[0]
+        return t_start, solve_problems(model, problems[a:a + size], t_record, t0=t_start,
+                                       y_out=y[a:a + size], **batch.opts)
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsim-solve")
+    try:
+        futures = []
+        for a in starts:
+            block = [model.build(s) for s in scs[a:a + size]]
+            problems.extend(block)
+            t0[0] = min(t0[0], min(pr.t0 for pr in block))
+            futures.append(executor.submit(solve, a))
+        overrides = patient_overrides(scs) if variables is None else None
+        parts, linear = [], True
+        for a, future in zip(starts, futures):
+            t_start, res = future.result()
+            if t_start != t0[0]:
+                t_start, res = solve(a)
+            linear = exp_log_states(model, y[a:a + size]) and linear
+            parts.append(res)
+    except ValueError:
+        executor.shutdown(cancel_futures=True)
+        batch = prepare(scs, method=method)  # the error of the unpipelined run, if any
+        return finish(batch, solve_prepared(batch), variables=variables)
+    finally:
+        executor.shutdown(cancel_futures=True)
+    width = max(r.rule_time.shape[1] for r in parts)
+    rule_time = np.full((n, width), np.nan)
+    for a, r in zip(starts, parts):
+        rule_time[a:a + size, :r.rule_time.shape[1]] = r.rule_time
+    result = BatchResult(y=y, status=np.concatenate([r.status for r in parts]),
+                         stats=np.concatenate([r.stats for r in parts]), rule_time=rule_time)
+    return finish(batch, result, variables=variables, linear=linear, overrides=overrides)
 
 
 def _plan_hsct(model: Model, scs: list[Scenario], problems: list[Problem], opts: dict) -> None:
@@ -168,8 +256,11 @@ def _plan_hsct(model: Model, scs: list[Scenario], problems: list[Problem], opts:
 
 
 def solve_problems(model: Model, problems: list[Problem], t_eval: np.ndarray, *, method: str,
-                   rtol: float, atol: np.ndarray, max_steps: int):
-    """Integrate built problems as one compiled batch (``cartsim.solvers.solve_batch``).
+                   rtol: float, atol: np.ndarray, max_steps: int, t0: float | None = None,
+                   y_out: np.ndarray | None = None):
+    """Integrate built problems as one compiled batch (``cartsim.solvers.solve_batch``),
+    from ``t0`` (None: the earliest ``problem.t0``), the states written into ``y_out``
+    where given (see ``solve_batch``).
 
     Event and rule row lists go to ``solve_batch`` as they are (validated column-wise
     there, without one table object per patient).
@@ -178,10 +269,11 @@ def solve_problems(model: Model, problems: list[Problem], t_eval: np.ndarray, *,
 
     y0 = np.stack([pr.y0 for pr in problems])
     p = np.stack([pr.p for pr in problems])
-    t0 = min(pr.t0 for pr in problems)
+    if t0 is None:
+        t0 = min(pr.t0 for pr in problems)
     events = [pr.events for pr in problems]
     rules = [pr.rules for pr in problems]
     return solve_batch(model.model_id, y0, p, t_eval, t0, float(t_eval[-1]), events, rules,
-                       model.log_mask, method, rtol, atol, max_steps=max_steps)
+                       model.log_mask, method, rtol, atol, max_steps=max_steps, y_out=y_out)
 
 
