@@ -84,7 +84,7 @@ def simulate(scenarios, *, method: str | None = None,
     return finish(batch, solve_prepared(batch), variables=variables)
 
 
-PIPELINE_CHUNK = 1000
+PIPELINE_CHUNK = 500
 """Patients per block of :func:`simulate`'s pipeline (:func:`_simulate_pipelined`): small
 enough that building the first block and exponentiating the last are a small part of a
 large batch, large enough that the per-block Python of the solve stays negligible."""
