@@ -32,8 +32,8 @@ from cartsim.codes import STATUS_DESCRIPTION, STATUS_NAMES
 from cartsim.models.base import Model, Problem
 from cartsim.scenario import Scenario
 
-__all__ = ["STATUS_DESCRIPTION", "LazyObservable", "as_batch", "exp_log_states",
-           "patient_overrides", "scenario_yaml", "to_dataset"]
+__all__ = ["STATE_DTYPES", "STATUS_DESCRIPTION", "LazyObservable", "as_batch", "exp_log_states",
+           "patient_overrides", "scenario_yaml", "state_dtype_of", "to_dataset"]
 
 
 def _as_scenario(obj) -> Scenario:
@@ -73,7 +73,7 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
                scenarios: list[Scenario], *, method: str,
                variables: Sequence[str] | None = None, optional: Sequence[str] = (),
                copy: bool = True, linear: bool = False,
-               overrides: str | None = None) -> xr.Dataset:
+               overrides: str | None = None, state_dtype: str = "float64") -> xr.Dataset:
     """Assemble the self-describing Dataset from a batch result on its times ``t_eval``
     (``variables``: see :func:`simulate`; ``optional``: more to keep where the model has
     them, and the observables computed together when one of them is first read whole).
@@ -92,16 +92,24 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     holds the linear states already (:func:`exp_log_states` applied to it, as
     :func:`cartsim.simulate` does block by block while the rest of a batch solves); it is
     built on as it is (``copy`` is then ignored). ``overrides``: ``patient_overrides(
-    scenarios)`` when the caller computed it already.
+    scenarios)`` when the caller computed it already. ``state_dtype``: see
+    :func:`cartsim.simulate` (``"float32"``: the linear states rounded to float32 once, the
+    observables computed in float64 from them).
     """
     from cartsim import __version__
 
     n_pat = len(problems)
+    dtype = state_dtype_of(state_dtype)
     if linear:
-        y_lin = np.asarray(result.y, dtype=np.float64)
+        y_lin = np.asarray(result.y)
+        if y_lin.dtype != dtype:
+            y_lin = y_lin.astype(dtype)
         y_lin.flags.writeable = False
     else:
         y_lin = _linear(model, result.y, copy=copy)  # (patient, time, state), read-only
+        if dtype != y_lin.dtype:
+            y_lin = y_lin.astype(dtype)
+            y_lin.flags.writeable = False
     p = np.stack([pr.p for pr in problems])
     info_keys = [k for k, v in problems[0].info.items() if np.isscalar(v)]
     info = {k: np.array([pr.info[k] for pr in problems]) for k in info_keys}
@@ -193,6 +201,17 @@ def _linear(model: Model, y, *, copy: bool) -> np.ndarray:
     return out
 
 
+STATE_DTYPES = ("float64", "float32")
+"""What :func:`cartsim.simulate` can store the states as (``state_dtype``)."""
+
+
+def state_dtype_of(name) -> np.dtype:
+    """``state_dtype`` checked (one of :data:`STATE_DTYPES`) as a NumPy dtype."""
+    if str(name) not in STATE_DTYPES:
+        raise ValueError(f"state_dtype must be one of {list(STATE_DTYPES)}, got {name!r}")
+    return np.dtype(str(name))
+
+
 def _linear_in_place(model: Model) -> bool:
     """Whether ``model``'s linear states are the exponentials of its log states (the base
     ``Model.to_linear``), which :func:`exp_log_states` takes in place."""
@@ -238,7 +257,8 @@ def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list
     state = {n: i for i, n in enumerate(model.state_names) if n in names}
     wanted = [n for n in names if n not in state]
     subset = "names" in inspect.signature(model.observables).parameters
-    out = {name: np.empty((rows.size, y.shape[1])) for name in names}
+    out = {name: np.empty((rows.size, y.shape[1]), y.dtype if name in state else np.float64)
+           for name in names}
     for a in range(0, rows.size, CHUNK):
         r = rows[a:a + CHUNK]
         sel = slice(r[0], r[-1] + 1) if r[-1] - r[0] + 1 == r.size else r  # a run: a view
@@ -247,6 +267,7 @@ def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list
             out[name][a:a + r.size] = ys[..., i]
         if not wanted:
             continue
+        ys = ys.astype(np.float64, copy=False)  # observables in float64 (float32 states)
         ps, inf = p[sel], {k: v[sel] for k, v in info.items()}
         obs = model.observables(ys, ps, inf, names=wanted) if subset else \
             model.observables(ys, ps, inf)
