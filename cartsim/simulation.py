@@ -98,9 +98,22 @@ def simulate(scenarios, *, method: str | None = None,
 
 
 PIPELINE_CHUNK = 500
-"""Patients per block of :func:`simulate`'s pipeline (:func:`_simulate_pipelined`): small
-enough that building the first block and exponentiating the last are a small part of a
-large batch, large enough that the per-block Python of the solve stays negligible."""
+"""Patients in the first block of :func:`simulate`'s pipeline (:func:`_simulate_pipelined`),
+small so that the solver starts early; each next block is twice the one before, up to
+:data:`PIPELINE_GROWTH` times this (float64 states; float32: every block this size, each
+being solved into a float64 block of its own), so that a large batch is solved in a few
+parallel loops (each ends on its slower thread)."""
+
+PIPELINE_GROWTH = 8
+
+
+def _blocks(n: int, first: int, largest: int) -> dict[int, int]:
+    """``{start: end}`` of the pipeline's blocks of ``n`` patients (:data:`PIPELINE_CHUNK`)."""
+    out, start, size = {}, 0, first
+    while start < n:
+        out[start] = min(n, start + size)
+        start, size = out[start], min(2 * size, largest)
+    return out
 
 
 @dataclasses.dataclass
@@ -178,7 +191,7 @@ def _simulate_pipelined(scs: list[Scenario], method: str | None,
                         variables: Sequence[str] | None, dtype: np.dtype) -> xr.Dataset:
     """:func:`simulate` of a large batch as a pipeline, with the same Dataset bitwise.
 
-    The scenarios are built :data:`PIPELINE_CHUNK` at a time; each block is solved, in
+    The scenarios are built block by block (:data:`PIPELINE_CHUNK`); each is solved, in
     one worker thread (the compiled solver releases the GIL, on Numba's threads as many
     as the caller's ``numba.get_num_threads()``), while this thread builds the next
     blocks, writes ``patient_overrides`` and takes the linear states of the blocks solved
@@ -200,10 +213,11 @@ def _simulate_pipelined(scs: list[Scenario], method: str | None,
     from cartsim.solvers.api import BatchResult
 
     batch = _unbuilt(scs, method)
-    model, problems, n, size = batch.model, batch.problems, len(scs), PIPELINE_CHUNK
+    model, problems, n = batch.model, batch.problems, len(scs)
     t_record = batch.t_record
     y = np.empty((n, t_record.size, len(model.states)), dtype)
     in_place = dtype == np.float64  # solved into y itself
+    ends = _blocks(n, PIPELINE_CHUNK, PIPELINE_CHUNK * (PIPELINE_GROWTH if in_place else 1))
     t0 = [np.inf]  # the batch's start: the earliest of the problems built so far
     threads = numba.get_num_threads()  # thread-local in Numba: the worker takes the caller's
     linear = [True]
@@ -212,23 +226,23 @@ def _simulate_pipelined(scs: list[Scenario], method: str | None,
     def solve(a: int):
         numba.set_num_threads(threads)
         t_start = t0[0]
-        return a, t_start, solve_problems(model, problems[a:a + size], t_record, t0=t_start,
-                                          y_out=y[a:a + size] if in_place else None,
+        return a, t_start, solve_problems(model, problems[a:ends[a]], t_record, t0=t_start,
+                                          y_out=y[a:ends[a]] if in_place else None,
                                           **batch.opts)
 
     def solved(a: int, t_start: float, res) -> None:
         """The block's states into ``y``, linear where the model allows (this thread)."""
         if in_place:
-            linear[0] = exp_log_states(model, y[a:a + size]) and linear[0]
+            linear[0] = exp_log_states(model, y[a:ends[a]]) and linear[0]
         else:
-            y[a:a + size] = res.y if exp_log_states(model, res.y) else model.to_linear(res.y)
+            y[a:ends[a]] = res.y if exp_log_states(model, res.y) else model.to_linear(res.y)
         parts[a] = (t_start, res.status, res.stats, res.rule_time)
 
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsim-solve")
     try:
         pending = deque()
-        for a in range(0, n, size):
-            block = [model.build(s) for s in scs[a:a + size]]
+        for a, b in ends.items():
+            block = [model.build(s) for s in scs[a:b]]
             problems.extend(block)
             t0[0] = min(t0[0], min(pr.t0 for pr in block))
             pending.append(executor.submit(solve, a))
@@ -251,7 +265,7 @@ def _simulate_pipelined(scs: list[Scenario], method: str | None,
     width = max(parts[a][3].shape[1] for a in order)
     rule_time = np.full((n, width), np.nan)
     for a in order:
-        rule_time[a:a + size, :parts[a][3].shape[1]] = parts[a][3]
+        rule_time[a:ends[a], :parts[a][3].shape[1]] = parts[a][3]
     result = BatchResult(y=y, status=np.concatenate([parts[a][1] for a in order]),
                          stats=np.concatenate([parts[a][2] for a in order]),
                          rule_time=rule_time)

@@ -20,7 +20,7 @@ from cartsim import simulation
 from cartsim.models.cd7 import Cd7Model
 from cartsim.parameters.cd7 import CD7_PARAMETERS as PARS
 
-BLOCK = 8  # patients per block in these tests: 3 blocks and a short one
+BLOCK = 8  # patients in the first block in these tests: blocks of 8, 16 and the rest
 
 
 def _cohort(n=27):
@@ -88,8 +88,9 @@ def test_the_pipeline_is_taken_and_equals_the_unpipelined_batch(blocks, monkeypa
         piped = cartsim.simulate(cohort)
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    # four blocks, each on the caller's number of Numba threads, into one buffer
-    assert calls == [(8, 1, True), (8, 1, True), (8, 1, True), (3, 1, True)]
+    # blocks of 8, 16 (each twice the one before) and the 3 left, each on the caller's
+    # number of Numba threads, into one buffer
+    assert calls == [(8, 1, True), (16, 1, True), (3, 1, True)]
     calls.clear()
     _same(piped, _unpipelined(cohort))  # on every thread count Numba has here
     assert calls == [(len(cohort), numba.get_num_threads(), False)]
@@ -150,7 +151,7 @@ def test_a_later_patient_starting_earlier_resolves_the_blocks_solved_before(bloc
     monkeypatch.setattr(Cd7Model, "build", spy_build)
     monkeypatch.setattr(simulation, "patient_overrides", spy_overrides)
     piped = cartsim.simulate(scs)
-    assert starts == [-5.0, -7.0, -7.0, -7.0, -7.0]
+    assert starts == [-5.0, -7.0, -7.0, -7.0]  # blocks 0, 1, 2 (the early patient), 0
     monkeypatch.undo()
     _same(piped, _unpipelined(scs))
 
