@@ -461,8 +461,9 @@ def part_batch(n_batch: int, seed: int) -> None:
     print(f"  peak RSS {b['rss1_kb'] / mb:.0f} MB (after import and warm-up {b['rss0_kb'] / mb:.0f}"
           f" MB); output Dataset {b['nbytes_ds'] / 1e6:.0f} MB as if all loaded "
           f"({b['nbytes_ds'] / b['n'] / 1e3:.1f} kB/patient; states and observables lazy); raw "
-          f"states {b['nbytes_y'] / 1e6:.0f} MB, so at least "
-          f"{b['rss0_kb'] / mb + b['nbytes_y'] / mb ** 2:.0f} MB with float64 states")
+          f"states {b['nbytes_y'] / 1e6:.0f} MB (1e6 bytes), so a peak of at least "
+          f"{b['rss0_kb'] / mb + b['nbytes_y'] / mb ** 2:.0f} MB (as the peak: MiB) with "
+          f"float64 states")
     if "t_ep" in b:
         print(f"  then cartsim.endpoints of it: {b['t_ep']:.2f} s "
               f"({1e3 * b['t_ep'] / b['n']:.3f} ms/patient), peak RSS {b['rss2_kb'] / mb:.0f} MB")
