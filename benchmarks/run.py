@@ -301,7 +301,10 @@ print(json.dumps({"src": src, "import_s": t_imp, "attr_s": t_attr, "first_s": t_
 """
 
 
-def _batch_code(n: int, seed: int, threads: int) -> str:
+def _batch_code(n: int, seed: int, threads: int, state_dtype: str = "float64") -> str:
+    """Part 5 in a fresh process; with ``state_dtype`` other than float64, ``simulate`` with
+    that ``state_dtype`` only (wall, CPU, peak RSS), without the breakdown."""
+    dtype_kw = "" if state_dtype == "float64" else f", state_dtype={state_dtype!r}"
     return f"""
 import os, sys, time, json, resource
 sys.path.insert(0, {str(HERE)!r})
@@ -314,10 +317,16 @@ numba.set_num_threads(min({threads}, numba.config.NUMBA_NUM_THREADS))
 cartsim.simulate(cartsim.Scenario())  # load the compiled solver from the cache
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter(); scs = make_scenarios({n}, {seed}); t_scen = time.perf_counter() - t
-t = time.perf_counter(); ds = cartsim.simulate(scs); t_sim = time.perf_counter() - t
+t = time.perf_counter(); c = time.process_time()
+ds = cartsim.simulate(scs{dtype_kw})
+t_sim = time.perf_counter() - t; c_sim = time.process_time() - c
 rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if {state_dtype != "float64"}:
+    print(json.dumps(dict(t_sim=t_sim, c_sim=c_sim, rss0_kb=rss0, rss1_kb=rss1)))
+    sys.exit(0)
 nbytes_ds = int(ds.nbytes)  # as if every variable were loaded (observables may be lazy)
-nbytes_y = int(ds.sizes["patient"] * ds.sizes["time"] * 23 * 8)
+from cartsim.models import get_model
+nbytes_y = int(ds.sizes["patient"] * ds.sizes["time"] * len(get_model("cd7").states) * 8)
 t = time.perf_counter(); ep = cartsim.endpoints(ds); t_ep = time.perf_counter() - t
 rss2 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 runaway = ds["car_total"].max("time").values > {RUNAWAY!r}
@@ -342,6 +351,7 @@ t_ds = time.perf_counter() - t
 print(json.dumps(dict(n={n}, n_phys=len(phys), method=meth, n_runaway=int(runaway.sum()),
                       steps_share_runaway=float(steps[runaway].sum() / steps.sum()),
                       threads=numba.get_num_threads(), t_scen=t_scen, t_sim=t_sim,
+                      c_sim=c_sim,
                       t_build=t_build, t_solve=t_solve, t_ds=t_ds, t_ep=t_ep, rss0_kb=rss0,
                       rss1_kb=rss1, rss2_kb=rss2,
                       nbytes_ds=nbytes_ds, nbytes_y=nbytes_y, status=status)))
@@ -427,6 +437,55 @@ def machine_info():
             f"load average at start {os.getloadavg()[0]:.2f}")
 
 
+def part_batch(n_batch: int, seed: int) -> None:
+    """Part 5: ``cartsim.simulate`` of ``n_batch`` patients on 2 threads in a fresh process."""
+    _hdr(f"5. Batch of {n_batch} virtual patients, cartsim.simulate, 2 threads (fresh process)")
+    load = OtherLoad()
+    wall, b = _py(_batch_code(n_batch, seed, 2), timeout=3600)
+    mb = 1024.0
+    print(f"  threads {b['threads']}; scenarios built in {b['t_scen']:.1f} s")
+    print(f"  cartsim.simulate(list of {b['n']}): {b['t_sim']:.2f} s wall "
+          f"({1e3 * b['t_sim'] / b['n']:.3f} ms/patient), {b['c_sim']:.2f} s CPU (all threads); "
+          f"solver status counts {b['status']} (0 = success)")
+    n_ph = b["n_phys"]
+    if b["n_runaway"]:
+        print(f"  runaway CAR-T in {b['n_runaway']} patients "
+              f"({100 * b['n_runaway'] / b['n']:.0f}%), who take "
+              f"{100 * b['steps_share_runaway']:.0f}% of all solver steps; stage by stage on the "
+              f"{n_ph} others:")
+    else:
+        print(f"  no runaway CAR-T; stage by stage (again, {n_ph} patients):")
+    print(f"    model.build {1e3 * b['t_build'] / n_ph:.3f} ms/patient, solve_problems "
+          f"({b['method']}) {1e3 * b['t_solve'] / n_ph:.3f} ms/patient ({b['t_solve']:.1f} s), "
+          f"to_dataset {1e3 * b['t_ds'] / n_ph:.3f} ms/patient ({b['t_ds']:.1f} s)")
+    print(f"  peak RSS {b['rss1_kb'] / mb:.0f} MB (after import and warm-up {b['rss0_kb'] / mb:.0f}"
+          f" MB); output Dataset {b['nbytes_ds'] / 1e6:.0f} MB as if all loaded "
+          f"({b['nbytes_ds'] / b['n'] / 1e3:.1f} kB/patient; states and observables lazy); raw "
+          f"states {b['nbytes_y'] / 1e6:.0f} MB (1e6 bytes), so a peak of at least "
+          f"{b['rss0_kb'] / mb + b['nbytes_y'] / mb ** 2:.0f} MB (as the peak: MiB) with "
+          f"float64 states")
+    if "t_ep" in b:
+        print(f"  then cartsim.endpoints of it: {b['t_ep']:.2f} s "
+              f"({1e3 * b['t_ep'] / b['n']:.3f} ms/patient), peak RSS {b['rss2_kb'] / mb:.0f} MB")
+    if b["n"] == 10_000:
+        ds_ms = 1e3 * b["t_ds"] / n_ph
+        for what, got, target, unit in (
+                ("simulate 10,000 patients wall", b["t_sim"], TARGET_SIM_S, "s"),
+                ("simulate 10,000 patients peak RSS", b["rss1_kb"] / mb, TARGET_PEAK_MB, "MB"),
+                ("Dataset assembly per patient", ds_ms, TARGET_DS_MS, "ms")):
+            print(f"  target {what}: {got:.3g} {unit} vs < {target:g} {unit}: "
+                  f"{got / target:.2f}x of target  {'ok' if got < target else 'MISSED'}")
+    else:
+        print(f"  (targets of issue 18 apply to 10,000 patients: simulate < {TARGET_SIM_S:g} s, "
+              f"< {TARGET_PEAK_MB:.0f} MB peak, Dataset < {TARGET_DS_MS:g} ms/patient)")
+    _, f32 = _py(_batch_code(n_batch, seed, 2, state_dtype="float32"), timeout=3600)
+    peak32 = f32["rss1_kb"] / mb
+    print(f"  cartsim.simulate(list of {b['n']}, state_dtype='float32') (opt-in, fresh process): "
+          f"{f32['t_sim']:.2f} s wall, {f32['c_sim']:.2f} s CPU, peak RSS {peak32:.0f} MB"
+          f"{'' if b['n'] != 10_000 else ' ok' if peak32 < TARGET_PEAK_MB else ' MISSED'}")
+    print(load.report())
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short smoke run")
@@ -437,6 +496,8 @@ def main(argv=None):
     ap.add_argument("--n-accuracy", type=int, default=None,
                     help="patients checked against Radau rtol 1e-10 (default 8; --quick 2)")
     ap.add_argument("--seed", type=int, default=20240607)
+    ap.add_argument("--batch-only", action="store_true",
+                    help="run part 5 only (the --n-patients batch through cartsim.simulate)")
     args = ap.parse_args(argv)
     quick = args.quick
     n_batch = args.n_patients or (200 if quick else 10_000)
@@ -451,6 +512,10 @@ def main(argv=None):
     print(machine_info())
     t_all = time.perf_counter()
     load_all = OtherLoad()
+    if args.batch_only:
+        part_batch(n_batch, args.seed)
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+        return 0
 
     import numba
 
@@ -639,45 +704,7 @@ def main(argv=None):
             s += f"; {a2:.2f} ms (2 thr) -> {a2 / cs[4]:.2f}x"
         print(s)
 
-    # --- batch -------------------------------------------------------------------------------
-    _hdr(f"5. Batch of {n_batch} virtual patients, cartsim.simulate, 2 threads (fresh process)")
-    load = OtherLoad()
-    wall, b = _py(_batch_code(n_batch, args.seed, 2), timeout=3600)
-    mb = 1024.0
-    print(f"  threads {b['threads']}; scenarios built in {b['t_scen']:.1f} s")
-    print(f"  cartsim.simulate(list of {b['n']}): {b['t_sim']:.2f} s wall "
-          f"({1e3 * b['t_sim'] / b['n']:.3f} ms/patient); solver status counts "
-          f"{b['status']} (0 = success)")
-    n_ph = b["n_phys"]
-    if b["n_runaway"]:
-        print(f"  runaway CAR-T in {b['n_runaway']} patients "
-              f"({100 * b['n_runaway'] / b['n']:.0f}%), who take "
-              f"{100 * b['steps_share_runaway']:.0f}% of all solver steps; stage by stage on the "
-              f"{n_ph} others:")
-    else:
-        print(f"  no runaway CAR-T; stage by stage (again, {n_ph} patients):")
-    print(f"    model.build {1e3 * b['t_build'] / n_ph:.3f} ms/patient, solve_problems "
-          f"({b['method']}) {1e3 * b['t_solve'] / n_ph:.3f} ms/patient ({b['t_solve']:.1f} s), "
-          f"to_dataset {1e3 * b['t_ds'] / n_ph:.3f} ms/patient ({b['t_ds']:.1f} s)")
-    print(f"  peak RSS {b['rss1_kb'] / mb:.0f} MB (after import and warm-up {b['rss0_kb'] / mb:.0f}"
-          f" MB); output Dataset {b['nbytes_ds'] / 1e6:.0f} MB as if all loaded "
-          f"({b['nbytes_ds'] / b['n'] / 1e3:.1f} kB/patient; states and observables lazy); raw "
-          f"states {b['nbytes_y'] / 1e6:.0f} MB")
-    if "t_ep" in b:
-        print(f"  then cartsim.endpoints of it: {b['t_ep']:.2f} s "
-              f"({1e3 * b['t_ep'] / b['n']:.3f} ms/patient), peak RSS {b['rss2_kb'] / mb:.0f} MB")
-    if b["n"] == 10_000:
-        ds_ms = 1e3 * b["t_ds"] / n_ph
-        for what, got, target, unit in (
-                ("simulate 10,000 patients wall", b["t_sim"], TARGET_SIM_S, "s"),
-                ("simulate 10,000 patients peak RSS", b["rss1_kb"] / mb, TARGET_PEAK_MB, "MB"),
-                ("Dataset assembly per patient", ds_ms, TARGET_DS_MS, "ms")):
-            print(f"  target {what}: {got:.3g} {unit} vs < {target:g} {unit}: "
-                  f"{got / target:.2f}x of target  {'ok' if got < target else 'MISSED'}")
-    else:
-        print(f"  (targets of issue 18 apply to 10,000 patients: simulate < {TARGET_SIM_S:g} s, "
-              f"< {TARGET_PEAK_MB:.0f} MB peak, Dataset < {TARGET_DS_MS:g} ms/patient)")
-    print(load.report())
+    part_batch(n_batch, args.seed)
 
     # --- start-up and cache ------------------------------------------------------------------
     _hdr("6. Start-up (fresh processes)")

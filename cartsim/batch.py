@@ -32,8 +32,8 @@ from cartsim.codes import STATUS_DESCRIPTION, STATUS_NAMES
 from cartsim.models.base import Model, Problem
 from cartsim.scenario import Scenario
 
-__all__ = ["STATUS_DESCRIPTION", "LazyObservable", "as_batch", "patient_overrides",
-           "scenario_yaml", "to_dataset"]
+__all__ = ["STATE_DTYPES", "STATUS_DESCRIPTION", "LazyObservable", "as_batch", "exp_log_states",
+           "patient_overrides", "scenario_yaml", "state_dtype_of", "to_dataset"]
 
 
 def _as_scenario(obj) -> Scenario:
@@ -72,7 +72,8 @@ def as_batch(scenarios, caller: str, shared=("model.name", "solver", "output")) 
 def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result,
                scenarios: list[Scenario], *, method: str,
                variables: Sequence[str] | None = None, optional: Sequence[str] = (),
-               copy: bool = True) -> xr.Dataset:
+               copy: bool = True, linear: bool = False,
+               overrides: str | None = None, state_dtype: str = "float64") -> xr.Dataset:
     """Assemble the self-describing Dataset from a batch result on its times ``t_eval``
     (``variables``: see :func:`simulate`; ``optional``: more to keep where the model has
     them, and the observables computed together when one of them is first read whole).
@@ -87,12 +88,28 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     once and the kept states copied out, so that the result does not hold the others.
     ``copy=False`` builds on
     ``result.y`` itself (what :func:`cartsim.simulate` does with a result nobody else
-    sees): it then holds linear values and is read-only.
+    sees): it then holds linear values and is read-only. ``linear=True``: ``result.y``
+    holds the linear states already (:func:`exp_log_states` applied to it, as
+    :func:`cartsim.simulate` does block by block while the rest of a batch solves); it is
+    built on as it is (``copy`` is then ignored). ``overrides``: ``patient_overrides(
+    scenarios)`` when the caller computed it already. ``state_dtype``: see
+    :func:`cartsim.simulate` (``"float32"``: the linear states rounded to float32 once, the
+    observables computed in float64 from them).
     """
     from cartsim import __version__
 
     n_pat = len(problems)
-    y_lin = _linear(model, result.y, copy=copy)  # (patient, time, state), read-only
+    dtype = state_dtype_of(state_dtype)
+    if linear:
+        y_lin = np.asarray(result.y)
+        if y_lin.dtype != dtype:
+            y_lin = y_lin.astype(dtype)
+        y_lin.flags.writeable = False
+    else:
+        y_lin = _linear(model, result.y, copy=copy)  # (patient, time, state), read-only
+        if dtype != y_lin.dtype:
+            y_lin = y_lin.astype(dtype)
+            y_lin.flags.writeable = False
     p = np.stack([pr.p for pr in problems])
     info_keys = [k for k, v in problems[0].info.items() if np.isscalar(v)]
     info = {k: np.array([pr.info[k] for pr in problems]) for k in info_keys}
@@ -161,7 +178,8 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
         "note": "states reported after any dose event at the same time (right-continuous)",
     }
     if n_pat > 1 and variables is None:
-        attrs["patient_overrides"] = patient_overrides(scenarios)
+        attrs["patient_overrides"] = (patient_overrides(scenarios) if overrides is None
+                                      else overrides)
     return cf_conventions(xr.Dataset(data_vars, coords=coords, attrs=attrs),
                           flags={"status": STATUS_NAMES})
 
@@ -170,7 +188,7 @@ def _linear(model: Model, y, *, copy: bool) -> np.ndarray:
     """Linear states ``(patient, time, state)``, read-only: the exponential of the log
     states taken in place, one contiguous run of log states at a time (the same values as
     ``model.to_linear``); a model with its own ``to_linear`` is asked for it."""
-    if not isinstance(model, Model) or type(model).to_linear is not Model.to_linear:
+    if not _linear_in_place(model):
         out = np.asarray(model.to_linear(y))
     else:
         out = np.array(y, dtype=np.float64, copy=True) if copy else np.asarray(y, np.float64)
@@ -178,13 +196,41 @@ def _linear(model: Model, y, *, copy: bool) -> np.ndarray:
             raise ValueError("to_dataset(copy=False): the result's states are read-only, "
                              "already linear if a Dataset was built on them; pass copy=True "
                              "(or a fresh result)")
-        log = np.concatenate([[False], model.log_mask, [False]]).astype(np.int8)
-        edges = np.flatnonzero(np.diff(log))
-        for a, b in zip(edges[::2], edges[1::2]):
-            block = out[..., a:b]
-            np.exp(block, out=block)
+        exp_log_states(model, out)
     out.flags.writeable = False
     return out
+
+
+STATE_DTYPES = ("float64", "float32")
+"""What :func:`cartsim.simulate` can store the states as (``state_dtype``)."""
+
+
+def state_dtype_of(name) -> np.dtype:
+    """``state_dtype`` checked (one of :data:`STATE_DTYPES`) as a NumPy dtype."""
+    if str(name) not in STATE_DTYPES:
+        raise ValueError(f"state_dtype must be one of {list(STATE_DTYPES)}, got {name!r}")
+    return np.dtype(str(name))
+
+
+def _linear_in_place(model: Model) -> bool:
+    """Whether ``model``'s linear states are the exponentials of its log states (the base
+    ``Model.to_linear``), which :func:`exp_log_states` takes in place."""
+    return isinstance(model, Model) and type(model).to_linear is Model.to_linear
+
+
+def exp_log_states(model: Model, y: np.ndarray) -> bool:
+    """Solver coordinates -> linear states in place in ``y[..., state]`` (float64, writeable;
+    any block of patients of a batch's buffer): the exponential of the log states, one
+    contiguous run of log states at a time, the values of ``model.to_linear`` bitwise.
+    Returns False, leaving ``y`` alone, for a model with its own ``to_linear``."""
+    if not _linear_in_place(model):
+        return False
+    log = np.concatenate([[False], model.log_mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(log))
+    for a, b in zip(edges[::2], edges[1::2]):
+        block = y[..., a:b]
+        np.exp(block, out=block)
+    return True
 
 
 def _observable_attrs(model: Model, y: np.ndarray, p: np.ndarray, info: dict) -> dict:
@@ -211,7 +257,8 @@ def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list
     state = {n: i for i, n in enumerate(model.state_names) if n in names}
     wanted = [n for n in names if n not in state]
     subset = "names" in inspect.signature(model.observables).parameters
-    out = {name: np.empty((rows.size, y.shape[1])) for name in names}
+    out = {name: np.empty((rows.size, y.shape[1]), y.dtype if name in state else np.float64)
+           for name in names}
     for a in range(0, rows.size, CHUNK):
         r = rows[a:a + CHUNK]
         sel = slice(r[0], r[-1] + 1) if r[-1] - r[0] + 1 == r.size else r  # a run: a view
@@ -220,6 +267,7 @@ def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list
             out[name][a:a + r.size] = ys[..., i]
         if not wanted:
             continue
+        ys = ys.astype(np.float64, copy=False)  # observables in float64 (float32 states)
         ps, inf = p[sel], {k: v[sel] for k, v in info.items()}
         obs = model.observables(ys, ps, inf, names=wanted) if subset else \
             model.observables(ys, ps, inf)

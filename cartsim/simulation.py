@@ -53,7 +53,8 @@ _yaml = scenario_yaml  # the name sweeps and fits used before cartsim.batch
 
 
 def simulate(scenarios, *, method: str | None = None,
-             variables: Sequence[str] | None = None) -> xr.Dataset:
+             variables: Sequence[str] | None = None,
+             state_dtype: str = "float64") -> xr.Dataset:
     """Simulate one scenario or a batch of scenarios (one ``patient`` each).
 
     Parameters
@@ -68,6 +69,15 @@ def simulate(scenarios, *, method: str | None = None,
         keeps all. Per-patient variables (``status``, solver statistics, rule days) are
         always kept. A lean result for callers that reduce it at once (a sweep keeping
         endpoints only): it does not record ``patient_overrides`` either.
+    state_dtype : ``"float64"`` (default) or ``"float32"``, opt-in: the states stored as
+        float32, half the memory of the result's largest part (25 states x 371 days x
+        10,000 patients: 742 MB in float64, 371 MB in float32), a large batch's peak
+        included (solved block by block, each block rounded once). Rounding to float32
+        changes a state by at most 6e-8 of its value (2**-24), 17x below the solver's
+        default ``rtol`` of 1e-6; the observables are computed in float64 from the rounded
+        states (float64 variables). Values are no longer those of the float64 run bit for
+        bit, so an endpoint on a threshold (a response, a rule) can flip where a patient
+        sits within that rounding of it.
 
     Returns
     -------
@@ -77,8 +87,33 @@ def simulate(scenarios, *, method: str | None = None,
         the :data:`ENDPOINT_VARIABLES` over dim ``endpoint_time`` (module notes), so that
         ``cartsim.endpoints`` of the result does not depend on ``output.dt``.
     """
-    batch = prepare(scenarios, method=method)
-    return finish(batch, solve_prepared(batch), variables=variables)
+    from cartsim.batch import state_dtype_of
+
+    dtype = state_dtype_of(state_dtype)
+    scs = as_batch(scenarios, "simulate()")
+    if len(scs) > PIPELINE_CHUNK and not _has_hsct(scs):
+        return _simulate_pipelined(scs, method, variables, dtype)
+    batch = prepare(scs, method=method)
+    return finish(batch, solve_prepared(batch), variables=variables, state_dtype=dtype.name)
+
+
+PIPELINE_CHUNK = 500
+"""Patients in the first block of :func:`simulate`'s pipeline (:func:`_simulate_pipelined`),
+small so that the solver starts early; each next block is twice the one before, up to
+:data:`PIPELINE_GROWTH` times this (float64 states; float32: every block this size, each
+being solved into a float64 block of its own), so that a large batch is solved in a few
+parallel loops (each ends on its slower thread)."""
+
+PIPELINE_GROWTH = 8
+
+
+def _blocks(n: int, first: int, largest: int) -> dict[int, int]:
+    """``{start: end}`` of the pipeline's blocks of ``n`` patients (:data:`PIPELINE_CHUNK`)."""
+    out, start, size = {}, 0, first
+    while start < n:
+        out[start] = min(n, start + size)
+        start, size = out[start], min(2 * size, largest)
+    return out
 
 
 @dataclasses.dataclass
@@ -107,19 +142,24 @@ def prepare(scenarios, *, method: str | None = None) -> PreparedBatch:
     steps let a caller (the sweep) build the next batch and reduce the previous one
     while the compiled solver, which releases the GIL, runs in another thread.
     """
-    scs = as_batch(scenarios, "simulate()")
+    batch = _unbuilt(as_batch(scenarios, "simulate()"), method)
+    batch.problems.extend(batch.model.build(s) for s in batch.scenarios)
+    _plan_hsct(batch.model, batch.scenarios, batch.problems, batch.opts)
+    return batch
+
+
+def _unbuilt(scs: list[Scenario], method: str | None) -> PreparedBatch:
+    """The batch of validated scenarios ``scs`` with its model, grids and solver options,
+    before any problem is built (``problems`` empty)."""
     first = scs[0]
     model = get_model(first.model.name)
-    problems = [model.build(s) for s in scs]
-    t_eval = output_times(first)
     solver = first.solver
     meth = method or solver.method
     if meth == "auto":
         meth = model.default_method
     opts = dict(method=meth, rtol=solver.rtol, atol=model.atol * solver.atol_scale,
                 max_steps=solver.max_steps)
-    _plan_hsct(model, scs, problems, opts)
-    return PreparedBatch(model, scs, problems, t_eval, meth, opts, endpoint_times(first))
+    return PreparedBatch(model, scs, [], output_times(first), meth, opts, endpoint_times(first))
 
 
 def solve_prepared(batch: PreparedBatch):
@@ -127,18 +167,110 @@ def solve_prepared(batch: PreparedBatch):
     return solve_problems(batch.model, batch.problems, batch.t_record, **batch.opts)
 
 
-def finish(batch: PreparedBatch, result, *, variables: Sequence[str] | None = None
-           ) -> xr.Dataset:
+def finish(batch: PreparedBatch, result, *, variables: Sequence[str] | None = None,
+           **assembly) -> xr.Dataset:
     """The Dataset of a solved batch (``variables``: see :func:`simulate`), on the output
     grid, with the endpoint grid's observables when the grids differ (module notes).
 
     The Dataset is built on ``result.y`` itself (``to_dataset(copy=False)``): the result
-    is consumed, its ``y`` left holding the linear states, read-only."""
+    is consumed, its ``y`` left holding the linear states, read-only. ``assembly``: the
+    ``linear``, ``overrides`` and ``state_dtype`` of :func:`cartsim.batch.to_dataset`."""
     t_ep = batch.t_eval if batch.t_endpoint is None else batch.t_endpoint
     ds = to_dataset(batch.model, batch.problems, batch.t_record, result, batch.scenarios,
                     method=batch.method, variables=variables, optional=ENDPOINT_VARIABLES,
-                    copy=False)
-    return cf_conventions(on_output_grid(ds, batch.t_eval, t_ep, variables))
+                    copy=False, **assembly)
+    out = on_output_grid(ds, batch.t_eval, t_ep, variables)
+    return out if out is ds else cf_conventions(out)  # to_dataset's is CF already
+
+
+def _has_hsct(scs: list[Scenario]) -> bool:
+    return any(s.regimen.hsct_day is not None for s in scs)
+
+
+def _simulate_pipelined(scs: list[Scenario], method: str | None,
+                        variables: Sequence[str] | None, dtype: np.dtype) -> xr.Dataset:
+    """:func:`simulate` of a large batch as a pipeline, with the same Dataset bitwise.
+
+    The scenarios are built block by block (:data:`PIPELINE_CHUNK`); each is solved, in
+    one worker thread (the compiled solver releases the GIL, on Numba's threads as many
+    as the caller's ``numba.get_num_threads()``), while this thread builds the next
+    blocks, writes ``patient_overrides`` and takes the linear states of the blocks solved
+    (``exp_log_states``). In float64 a block is solved into its rows of the Dataset's
+    state buffer; in float32 into a block of its own, rounded into the buffer and freed.
+    Patients are independent in the solver, so a block's rows are those of the whole
+    batch's solve, which starts at the earliest start of any problem: a block solved
+    before an earlier start was built (a later patient with earlier events) is solved
+    again from it. A batch with transplants (``regimen.hsct_day``, planned on the whole
+    batch) is not pipelined; nor is a failing block: the whole batch is then run as
+    :func:`prepare` and :func:`solve_prepared` would, which raises the same error.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    from cartsim.batch import exp_log_states
+    from cartsim.solvers.api import BatchResult
+
+    batch = _unbuilt(scs, method)
+    model, problems, n = batch.model, batch.problems, len(scs)
+    t_record = batch.t_record
+    y = np.empty((n, t_record.size, len(model.states)), dtype)
+    in_place = dtype == np.float64  # solved into y itself
+    ends = _blocks(n, PIPELINE_CHUNK, PIPELINE_CHUNK * (PIPELINE_GROWTH if in_place else 1))
+    t0 = [np.inf]  # the batch's start: the earliest of the problems built so far
+    threads = numba.get_num_threads()  # thread-local in Numba: the worker takes the caller's
+    linear = [True]
+    parts: dict[int, tuple] = {}  # block start -> (t0 it was solved from, status, stats, rules)
+
+    def solve(a: int):
+        numba.set_num_threads(threads)
+        t_start = t0[0]
+        return a, t_start, solve_problems(model, problems[a:ends[a]], t_record, t0=t_start,
+                                          y_out=y[a:ends[a]] if in_place else None,
+                                          **batch.opts)
+
+    def solved(a: int, t_start: float, res) -> None:
+        """The block's states into ``y``, linear where the model allows (this thread)."""
+        if in_place:
+            linear[0] = exp_log_states(model, y[a:ends[a]]) and linear[0]
+        else:
+            y[a:ends[a]] = res.y if exp_log_states(model, res.y) else model.to_linear(res.y)
+        parts[a] = (t_start, res.status, res.stats, res.rule_time)
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsim-solve")
+    try:
+        pending = deque()
+        for a, b in ends.items():
+            block = [model.build(s) for s in scs[a:b]]
+            problems.extend(block)
+            t0[0] = min(t0[0], min(pr.t0 for pr in block))
+            pending.append(executor.submit(solve, a))
+            while pending and pending[0].done():  # a float32 run holds few blocks
+                solved(*pending.popleft().result())
+        overrides = patient_overrides(scs) if variables is None else None
+        while pending:
+            solved(*pending.popleft().result())
+        for a, part in list(parts.items()):
+            if part[0] != t0[0]:
+                solved(*solve(a))
+    except ValueError:
+        executor.shutdown(cancel_futures=True)
+        batch = prepare(scs, method=method)  # the error of the unpipelined run, if any
+        return finish(batch, solve_prepared(batch), variables=variables,
+                      state_dtype=dtype.name)
+    finally:
+        executor.shutdown(cancel_futures=True)
+    order = sorted(parts)
+    width = max(parts[a][3].shape[1] for a in order)
+    rule_time = np.full((n, width), np.nan)
+    for a in order:
+        rule_time[a:ends[a], :parts[a][3].shape[1]] = parts[a][3]
+    result = BatchResult(y=y, status=np.concatenate([parts[a][1] for a in order]),
+                         stats=np.concatenate([parts[a][2] for a in order]),
+                         rule_time=rule_time)
+    return finish(batch, result, variables=variables, linear=linear[0], overrides=overrides,
+                  state_dtype=dtype.name)
 
 
 def _plan_hsct(model: Model, scs: list[Scenario], problems: list[Problem], opts: dict) -> None:
@@ -168,8 +300,11 @@ def _plan_hsct(model: Model, scs: list[Scenario], problems: list[Problem], opts:
 
 
 def solve_problems(model: Model, problems: list[Problem], t_eval: np.ndarray, *, method: str,
-                   rtol: float, atol: np.ndarray, max_steps: int):
-    """Integrate built problems as one compiled batch (``cartsim.solvers.solve_batch``).
+                   rtol: float, atol: np.ndarray, max_steps: int, t0: float | None = None,
+                   y_out: np.ndarray | None = None):
+    """Integrate built problems as one compiled batch (``cartsim.solvers.solve_batch``),
+    from ``t0`` (None: the earliest ``problem.t0``), the states written into ``y_out``
+    where given (see ``solve_batch``).
 
     Event and rule row lists go to ``solve_batch`` as they are (validated column-wise
     there, without one table object per patient).
@@ -178,10 +313,11 @@ def solve_problems(model: Model, problems: list[Problem], t_eval: np.ndarray, *,
 
     y0 = np.stack([pr.y0 for pr in problems])
     p = np.stack([pr.p for pr in problems])
-    t0 = min(pr.t0 for pr in problems)
+    if t0 is None:
+        t0 = min(pr.t0 for pr in problems)
     events = [pr.events for pr in problems]
     rules = [pr.rules for pr in problems]
     return solve_batch(model.model_id, y0, p, t_eval, t0, float(t_eval[-1]), events, rules,
-                       model.log_mask, method, rtol, atol, max_steps=max_steps)
+                       model.log_mask, method, rtol, atol, max_steps=max_steps, y_out=y_out)
 
 

@@ -382,9 +382,20 @@ def _as_2d(x, name, npat=None):
     return a
 
 
+def _out_buffer(y_out, shape):
+    """``y_out`` checked as the solver's output buffer (float64, C-contiguous, writeable)."""
+    if not (isinstance(y_out, np.ndarray) and y_out.dtype == np.float64
+            and y_out.flags.c_contiguous and y_out.flags.writeable and y_out.shape == shape):
+        got = (f"{type(y_out).__name__} {getattr(y_out, 'dtype', '')} "
+               f"{getattr(y_out, 'shape', '')}")
+        raise ValueError(f"y_out must be a writeable C-contiguous float64 array of shape "
+                         f"{shape} (npat, nt, n); got {got}")
+    return y_out
+
+
 def solve_batch(model_id, y0, p, t_eval, t0, t1, events, rules, log_mask,
                 method="rodas4", rtol=1e-6, atol=1e-8, max_steps=200_000,
-                h0=0.0, hmax=0.0) -> BatchResult:
+                h0=0.0, hmax=0.0, y_out=None) -> BatchResult:
     """Integrate a batch of patients in parallel with the compiled solver.
 
     Parameters
@@ -424,6 +435,10 @@ def solve_batch(model_id, y0, p, t_eval, t0, t1, events, rules, log_mask,
         Initial step; <= 0 chooses it automatically.
     hmax : float
         Largest step; <= 0 means no limit beyond ``t1 - t0``.
+    y_out : float64[npat, nt, n], C-contiguous, optional
+        Where the states are written (returned as ``BatchResult.y``): e.g. one block of a
+        larger batch's buffer, so that a batch solved in parts is gathered without a copy.
+        A new array when None.
 
     Returns
     -------
@@ -525,7 +540,7 @@ def solve_batch(model_id, y0, p, t_eval, t0, t1, events, rules, log_mask,
     rpad = RULE_IDX.shape[1]
 
     nt = te.shape[0]
-    Y_OUT = np.empty((npat, nt, n))
+    Y_OUT = np.empty((npat, nt, n)) if y_out is None else _out_buffer(y_out, (npat, nt, n))
     STATUS = np.empty(npat, np.int64)
     STATS = np.zeros((npat, 4), np.int64)
     RULE_TIME = np.full((npat, rpad), np.nan)
