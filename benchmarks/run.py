@@ -3,7 +3,7 @@
 ``make bench`` runs ``.venv/bin/python benchmarks/run.py``. See ``benchmarks/README.md``.
 
 Every method integrates the same compiled ``cd7`` right-hand side
-(``cartsim.models.cd7_kernel.rhs``, 23 states), days -5..365 with 371 daily outputs and all
+(``cartsim.models.cd7_kernel.rhs``, 25 states), days -5..365 with 371 daily outputs and all
 dose events (Flu/Cy infusions on and off, CAR-T bolus), stopping and restarting at every
 event, for the same log-normally varied virtual patients:
 
@@ -507,8 +507,10 @@ def main(argv=None):
     repeats = 1 if quick else 3
     rtols = (1e-6,) if quick else (1e-6, 1e-7, 1e-8)
 
-    print("cartsim benchmark: cd7 model (23 states), days -5..365, 371 daily outputs, "
-          "all dose events")
+    from cartsim.models import cd7_kernel
+
+    print(f"cartsim benchmark: cd7 model ({cd7_kernel.N_STATE} states), days -5..365, "
+          "371 daily outputs, all dose events")
     print(machine_info())
     t_all = time.perf_counter()
     load_all = OtherLoad()
