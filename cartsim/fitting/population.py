@@ -56,6 +56,10 @@ After SAEM (:mod:`cartsim.fitting.population_estimates`):
   values stayed up to 0.5 standard errors from this maximum (in the same direction over
   re-drawn cohorts), and the chains' Louis information, whose conditional variances a
   single autocorrelated chain underestimates, gave standard errors 5-30% too small.
+  ``loglik_`` is then that of the same draws at the refined estimate (a maximum over
+  them, so optimistic by about its Monte Carlo SE). A refinement that ends on its search
+  box (:data:`~cartsim.fitting.population_estimates.REFINE_BOX`) is discarded and the
+  run keeps its SAEM estimate (``restarts_[k]["refined"]`` False).
 
 Start and restarts (issue 17): SAEM starts from the data (median and spread of
 quick individual fits, ``init_from``; the starting omegas at least ``omega_init``,

@@ -282,7 +282,7 @@ def test_real_data_restarts_agree_once_fb_is_fixed():
 @pytest.mark.parametrize("kw, key", [
     (dict(n_mcmc=0), "fit.n_mcmc"), (dict(anneal=1.5), "fit.anneal"),
     (dict(n_anneal=-1), "fit.n_anneal"), (dict(omega_fixed={"Cmax": 0.0}), "fit.omega_fixed.Cmax"),
-    (dict(step_exponent=0.5), "fit.step_exponent")])
+    (dict(step_exponent=0.5), "fit.step_exponent"), (dict(refine="yes"), "fit.refine")])
 def test_bad_saem_options_are_errors_naming_them(stein_data, kw, key):
     obs, _ = stein_data(n=3)
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
