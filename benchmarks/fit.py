@@ -18,9 +18,11 @@ and conversion in that folder), fitted with ``stein2019`` (6 parameters + residu
    (target < 60 s); then the same on three synthetic twins of the data (same schedules and
    LLOQ, truth ``TWIN``): the verdict and how many true values lie in the 95% intervals.
 
-``--replicates N``: SAEM on N re-drawn synthetic ``cd7`` cohorts, two MCMC seeds each: the
-empirical SD of the estimates against the reported standard errors, the Monte Carlo SD of
-one run, the bias and the coverage of the 95% intervals over the replicates.
+``--replicates N [--seeds S] [--no-refine] [--n-smooth K]``: SAEM on N re-drawn synthetic
+``cd7`` cohorts, S MCMC seeds each (default 2): the empirical SD of the estimates against the
+reported standard errors, the Monte Carlo SD of one run, the bias, mean z and coverage of the
+95% intervals over the replicates, and the mean omegas; ``--no-refine``: SAEM alone, without
+the maximum-likelihood refinement that ODE models get by default.
 
 ``--synthetic``: the timings of issue 4 (a 6-parameter ``cd7`` individual fit, target < 2 s;
 SAEM on 50 simulated ``cd7`` / ``stein2019`` patients, target < 120 s; ``--quick``: 20), and
@@ -40,6 +42,7 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -285,42 +288,58 @@ def _sample_typical(names, truth: str) -> dict[str, float]:
     return out
 
 
-def synthetic_replicates(n_rep: int, n_smooth: int = 150) -> None:
-    """Standard errors against the truth: SAEM (one run, 100 + ``n_smooth`` iterations, two
-    MCMC seeds) on ``n_rep`` re-drawn 20-patient ``cd7`` cohorts (cohort seeds 1..n_rep, the
-    shipped design). Per typical value (search units): the empirical SD of the estimates over the
-    cohorts against the mean reported SE, the Monte Carlo SD of one run (from the difference
-    of the two seeds on the same data), the bias, and how many 95% intervals hold the
-    population value (coverage judged over the replicates, not one draw)."""
+def synthetic_replicates(n_rep: int, n_smooth: int = 150, refine: bool = True,
+                         seeds: int = 2) -> None:
+    """Standard errors against the truth: SAEM (one run, 100 + ``n_smooth`` iterations, the
+    default importance samples, ``seeds`` MCMC seeds; ``refine``: with the maximum-likelihood
+    refinement of ODE models, else SAEM alone) on ``n_rep`` re-drawn 20-patient ``cd7``
+    cohorts (cohort seeds 1..n_rep, the shipped design). Per typical value (search units): the
+    empirical SD of the estimates over the cohorts against the mean reported SE, the Monte
+    Carlo SD of one run (from the difference of two seeds on the same data), the bias, the
+    mean z, how many 95% intervals hold the population value (coverage judged over the
+    replicates, not one draw), and the mean omega against its true value."""
     from cartsim.fitting.transforms import default_transform
 
     names = list(TYPICAL)
     tfs = [default_transform(CD7_PARAMETERS[n].lower, CD7_PARAMETERS[n].upper) for n in names]
     truth = np.array([t.to_search(TYPICAL[n]) for t, n in zip(tfs, names)])
-    mus, ses, diffs, times = [], [], [], []
+    mus, ses, oms, diffs, times, cpus = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as d:
         for seed in range(1, n_rep + 1):
             obs, _ = _current_cohort(seed, Path(d))
             runs = []
-            for ms in (1, 2):
-                t0 = time.perf_counter()
+            for ms in range(1, seeds + 1):
+                t0, c0 = time.perf_counter(), time.process_time()
                 res = PopulationFit(names, n_explore=100, n_smooth=n_smooth, n_chains=1,
-                                    is_samples=0, random_state=ms).fit(obs)
+                                    refine=refine, random_state=ms).fit(obs)
                 times.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
                 runs.append(res)
                 mus.append(res.mu_)
                 ses.append(res.mu_se_)
-            diffs.append(runs[0].mu_ - runs[1].mu_)
-    mus, ses, diffs = np.array(mus), np.array(ses), np.array(diffs)
-    per_cohort = mus.reshape(n_rep, 2, -1).mean(axis=1)
-    mc = np.sqrt(np.mean(diffs ** 2, axis=0) / 2)
-    print(f"SAEM on {n_rep} re-drawn cd7 cohorts x 2 MCMC seeds ({np.mean(times):.0f} s per run)")
-    print(f"{'':10}{'emp SD':>9}{'mean SE':>9}{'MC SD':>8}{'MC/SE':>7}{'bias':>8}{'cover':>9}")
+                oms.append(np.sqrt(res.omega2_))
+                z = (res.mu_ - truth) / res.mu_se_
+                print(f"  cohort {seed} seed {ms}: z {np.round(z, 2)}, omega "
+                      f"{np.round(oms[-1], 3)}, refined {res.restarts_[0]['refined']}, "
+                      f"{times[-1]:.0f} s wall, {cpus[-1]:.0f} s CPU", flush=True)
+            if seeds > 1:
+                diffs.append(runs[0].mu_ - runs[1].mu_)
+    mus, ses, oms = np.array(mus), np.array(ses), np.array(oms)
+    per_cohort = mus.reshape(n_rep, seeds, -1).mean(axis=1)
+    mc = (np.sqrt(np.mean(np.array(diffs) ** 2, axis=0) / 2) if diffs
+          else np.full(len(names), np.nan))
+    om_true = np.array([OMEGA[n] for n in names])
+    print(f"SAEM{' + ML refinement' if refine else ''} on {n_rep} re-drawn cd7 cohorts x "
+          f"{seeds} MCMC seeds ({np.mean(times):.0f} s wall, {np.mean(cpus):.0f} s CPU per run)")
+    print(f"{'':10}{'emp SD':>9}{'mean SE':>9}{'MC SD':>8}{'MC/SE':>7}{'bias':>8}{'mean z':>8}"
+          f"{'cover':>9}{'omega':>8}{'true':>6}")
     for j, n in enumerate(names):
         cover = int(np.sum(np.abs(mus[:, j] - truth[j]) <= 1.959964 * ses[:, j]))
-        print(f"{n:10}{per_cohort[:, j].std(ddof=1):9.4f}{ses[:, j].mean():9.4f}{mc[j]:8.4f}"
+        emp = per_cohort[:, j].std(ddof=1) if n_rep > 1 else math.nan
+        print(f"{n:10}{emp:9.4f}{ses[:, j].mean():9.4f}{mc[j]:8.4f}"
               f"{mc[j] / ses[:, j].mean():7.2f}{per_cohort[:, j].mean() - truth[j]:8.4f}"
-              f"{cover:>5}/{mus.shape[0]}")
+              f"{np.mean((mus[:, j] - truth[j]) / ses[:, j]):8.2f}"
+              f"{cover:>5}/{mus.shape[0]}{oms[:, j].mean():8.3f}{om_true[j]:6.2f}")
 
 
 def cohort(n: int, model: str, seed: int, tmp: Path):
@@ -377,13 +396,17 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-individual", action="store_true")
     ap.add_argument("--replicates", type=int, default=0,
                     help="SE against the spread over this many re-drawn cd7 cohorts")
+    ap.add_argument("--no-refine", action="store_true",
+                    help="with --replicates: SAEM alone, without the maximum-likelihood refinement")
+    ap.add_argument("--seeds", type=int, default=2,
+                    help="with --replicates: MCMC seeds per cohort (2: also the Monte Carlo SD)")
     ap.add_argument("--n-smooth", type=int, default=150,
                     help="SAEM smoothing iterations of the synthetic cd7 runs (default 150: "
                          "with 50 one run's Monte Carlo SD of k_em was 0.66 standard errors)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     if args.replicates:
-        synthetic_replicates(args.replicates, args.n_smooth)
+        synthetic_replicates(args.replicates, args.n_smooth, not args.no_refine, args.seeds)
         return
     if args.synthetic:
         synthetic(args.quick, args.skip_population)

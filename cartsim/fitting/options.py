@@ -66,7 +66,8 @@ class FitOptions:
         error, too much for restarts to agree, with 150 it was 0.13; issue 17).
     n_rw : random-walk Metropolis-Hastings proposals per patient and SAEM iteration.
     is_samples : importance samples per patient for the population log-likelihood; null:
-        1000 for ``stein2019``, 50 for ODE models (``PopulationFit``'s choice).
+        1000 for ``stein2019``, 300 for ODE models (``PopulationFit``'s choice; with at least
+        100, an ODE model's SAEM ends with the maximum of this likelihood, issue 17).
     n_sim : simulated replicates of the data set for the visual predictive check.
     solver_method : ODE method during the fit (``bdf``, ``rodas4``, ``dp5``, ``dp5_bdf``).
     rtol : ODE relative tolerance during the fit; null: 1e-8 for an individual fit (finite
