@@ -51,7 +51,7 @@ from cartsim.calibration import (
     write_best,
     write_ensemble,
 )
-from cartsim.calibration.design import DesignStore, check_model
+from cartsim.calibration.design import DesignStore, check_model, model_fingerprint
 from cartsim.calibration.run import shipped_value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="simulate/resume N draws of the posterior's importance proposal")
     mode.add_argument("--posterior", action="store_true",
                       help="posterior ensemble and its leave-one-trial-out coverage")
+    mode.add_argument("--restamp", type=int, metavar="K",
+                      help="after a change of the model's source that should not change its "
+                           "results: simulate K stored points of every store again and, when "
+                           "every figure is identical, stamp the stores with the current model")
     ap.add_argument("--propagate", metavar="EXPERIMENT",
                     help="with --posterior or --ensemble: run this trial experiment over "
                          "the ensemble just written")
@@ -104,6 +108,16 @@ def main(argv=None) -> None:
     fit_targets = [t for t in TARGETS if t.key not in excluded]  # the objective
     cfg = {**cfg, "replicates": reps, "fixed": fixed}  # what was run, for the provenance
 
+    if args.restamp is not None:
+        from cartsim.calibration.design import restamp
+
+        names = [cfg["design"]["file"], *cfg.get("importance", {}).get("files", [])]
+        for p in (out / n for n in names):
+            if p.exists():
+                now = model_fingerprint()
+                state = "already current" if restamp(p, args.restamp) == now else "restamped"
+                print(f"{p.name}: {state} (model {now})")
+        return
     if args.design is not None:
         df = run_design(space, args.design, store, seed=int(cfg["design"]["seed"]),
                         replicates=reps, fixed=fixed)

@@ -214,6 +214,51 @@ def check_model(meta: dict, what: str, *, strict: bool = True) -> str:
     return msg
 
 
+def restamp(path, k: int = 2, *, targets: Sequence[Target] = TARGETS,
+            simulate: Simulator | None = None, log: Callable | None = print) -> str:
+    """Re-stamp a store with the current model fingerprint when the model still gives its
+    figures: ``k`` stored points (evenly spread over the store's ``ok`` rows) are simulated
+    again with the store's settings and every figure and denominator must equal the stored
+    one as written (9 significant digits). A change of the model's source that leaves the
+    simulations identical (a refactor, a faster build) then does not orphan the stored
+    design and posterior draws; any difference raises, naming the point and the figure.
+    Returns the fingerprint the store had (the same as now: nothing to do)."""
+    store = DesignStore.open(path, targets)
+    old, now = store.meta.get("model"), model_fingerprint()
+    if old == now:
+        return old
+    df = store.frame()
+    ok = df.index[df["status"].eq("ok")].to_numpy()
+    if not (isinstance(k, int) and k >= 1) or ok.size < 1:
+        raise ValueError(f"restamp: k={k!r} must be an integer >= 1 and {path} must hold an "
+                         "'ok' row")
+    pick = ok[np.unique(np.linspace(0, ok.size - 1, min(k, ok.size)).round().astype(int))]
+    sim = simulate or default_simulator(targets, store.meta["replicates"],
+                                        store.meta.get("fixed", []))
+    free = list(store.meta["free"])
+    for i in pick:
+        row = df.loc[i]
+        over = [f"{key}={row[key]:.6g}" for key in free]
+        values, status = sim(over)
+        for t in targets:
+            v, m = values.get(t.key, (math.nan, 0))
+            if f"{v:.9g}" != f"{row[t.key]:.9g}" or int(m) != int(row[t.key + '#m']):
+                raise ValueError(f"restamp: {Path(path).name} point {int(row['id'])} gives "
+                                 f"{t.key} = {v:.9g} of {int(m)} now, {row[t.key]:.9g} of "
+                                 f"{int(row[t.key + '#m'])} stored: the model's results "
+                                 "changed; run a new design")
+        if log is not None:
+            log(f"{Path(path).name}: point {int(row['id'])} reproduced ({len(targets)} figures)")
+    lines = Path(path).read_text().splitlines(keepends=True)
+    meta = json.loads(lines[0][1:])
+    meta["model"] = now
+    lines[0] = "# " + json.dumps(meta) + "\n"
+    tmp = Path(path).with_suffix(".restamp.tmp")
+    tmp.write_text("".join(lines))
+    os.replace(tmp, path)
+    return old
+
+
 REFINE_ID0 = 1_000_000
 """First id of refinement rows (design points take ids 0, 1, ... in the order of the design)."""
 

@@ -164,3 +164,38 @@ def test_refine_maximises_only_the_objective_targets_but_stores_all(tmp_path):
         best_a[label] = float(refined.iloc[int(np.argmax(ll))]["x.a"])
     assert abs(best_a["response"] - 9.0) < 1.5, best_a
     assert best_a["all"] < 3.0, best_a
+
+
+def test_restamp_takes_a_model_change_only_when_the_stored_figures_reproduce(
+        tmp_path, monkeypatch):
+    """A source change that leaves every figure as stored re-stamps the store, which then
+    resumes under the new model with its rows unchanged; a change that moves one figure is
+    refused (naming the point) and leaves the store as it was."""
+    import cartsim.calibration.design as design
+    from cartsim.calibration.design import restamp
+
+    path = tmp_path / "d.csv"
+    before = _run(path, 4, simulate=fake_simulator())
+    text = path.read_text()
+    monkeypatch.setattr(design, "model_fingerprint", lambda: "refactored")
+
+    def moved(overrides):
+        vals, status = fake_simulator()(overrides)
+        key = TARGETS[0].key
+        vals[key] = (vals[key][0] * (1 + 1e-6), vals[key][1])
+        return vals, status
+
+    with pytest.raises(ValueError, match=r"point \d+ gives"):
+        restamp(path, 2, targets=TARGETS, simulate=moved, log=None)
+    assert path.read_text() == text  # untouched
+    calls = []
+    assert restamp(path, 2, targets=TARGETS, simulate=fake_simulator(calls), log=None) != \
+        "refactored"
+    assert len(calls) == 2
+    assert DesignStore.open(path, TARGETS).meta["model"] == "refactored"
+    pd.testing.assert_frame_equal(DesignStore.open(path, TARGETS).frame(), before)
+    assert restamp(path, 2, targets=TARGETS, simulate=fake_simulator(calls), log=None) == \
+        "refactored" and len(calls) == 2  # nothing to do
+    more = []
+    df = _run(path, 6, simulate=fake_simulator(more))  # resumes under the new stamp
+    assert len(more) == 2 and len(df) == 6
