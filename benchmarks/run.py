@@ -437,6 +437,8 @@ def main(argv=None):
     ap.add_argument("--n-accuracy", type=int, default=None,
                     help="patients checked against Radau rtol 1e-10 (default 8; --quick 2)")
     ap.add_argument("--seed", type=int, default=20240607)
+    ap.add_argument("--solver-only", action="store_true",
+                    help="parts 1-4 only (compile, accuracy, per-patient cost, ratios)")
     args = ap.parse_args(argv)
     quick = args.quick
     n_batch = args.n_patients or (200 if quick else 10_000)
@@ -638,6 +640,13 @@ def main(argv=None):
         if a2 is not None:
             s += f"; {a2:.2f} ms (2 thr) -> {a2 / cs[4]:.2f}x"
         print(s)
+
+    if args.solver_only:
+        print()
+        print(load_all.report().strip().replace("this part", "the whole run"))
+        print(f"parts 5-6 skipped (--solver-only); total {time.perf_counter() - t_all:.0f} s; "
+              f"load average at end {os.getloadavg()[0]:.2f}")
+        return 1 if failures else 0
 
     # --- batch -------------------------------------------------------------------------------
     _hdr(f"5. Batch of {n_batch} virtual patients, cartsim.simulate, 2 threads (fresh process)")
