@@ -290,16 +290,19 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
             t_new = tseg if last else t + h_abs
             h = t_new - t
 
+            # rows of D outermost: contiguous, vectorisable loops (same sums, same order)
             for i in range(n):
-                s = 0.0
-                for j in range(order + 1):
-                    s += D[j, i]
-                ypred[i] = s
-                scale[i] = atol[i] + rtol * abs(s)
-                s = 0.0
-                for j in range(1, order + 1):
-                    s += D[j, i] * gam[j]
-                psi[i] = s / alp[order]
+                ypred[i] = 0.0 + D[0, i]
+                psi[i] = 0.0
+            for j in range(1, order + 1):
+                gj = gam[j]
+                for i in range(n):
+                    ypred[i] += D[j, i]
+                    psi[i] += D[j, i] * gj
+            ao = alp[order]
+            for i in range(n):
+                scale[i] = atol[i] + rtol * abs(ypred[i])
+                psi[i] = psi[i] / ao
             c = h / alp[order]
             if lu_ok and abs(c / c_lu - 1.0) > bdf.LU_REUSE:
                 lu_ok = False
