@@ -498,6 +498,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=20240607)
     ap.add_argument("--batch-only", action="store_true",
                     help="run part 5 only (the --n-patients batch through cartsim.simulate)")
+    ap.add_argument("--solver-only", action="store_true",
+                    help="parts 1-4 only (compile, accuracy, per-patient cost, ratios)")
     args = ap.parse_args(argv)
     quick = args.quick
     n_batch = args.n_patients or (200 if quick else 10_000)
@@ -705,6 +707,13 @@ def main(argv=None):
         if a2 is not None:
             s += f"; {a2:.2f} ms (2 thr) -> {a2 / cs[4]:.2f}x"
         print(s)
+
+    if args.solver_only:
+        print()
+        print(load_all.report().strip().replace("this part", "the whole run"))
+        print(f"parts 5-6 skipped (--solver-only); total {time.perf_counter() - t_all:.0f} s; "
+              f"load average at end {os.getloadavg()[0]:.2f}")
+        return 1 if failures else 0
 
     part_batch(n_batch, args.seed)
 

@@ -42,7 +42,7 @@ import numba as nb
 import numpy as np
 
 from cartsim.models import kernels
-from cartsim.solvers import rodas
+from cartsim.solvers import rodas, sparse_lu
 
 MAX_ORDER = 5
 NEWTON_MAXITER = 4
@@ -158,19 +158,41 @@ def jacobian(mid, t, y, p, jm, fwork, ywork, fwork2):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def form_lu(jm, c, lu, piv, sp):
-    """Factor ``I - c J`` into ``lu, piv, sp`` (``rodas.lu_factor``); returns its status."""
+def form_lu(jm, c, lu, piv, sp, sym, vals):
+    """Factor ``I - c J`` into ``lu``; returns ``(status, sparse)``.
+
+    First over the analysis ``sym`` of ``J``'s pattern (``cartsim.solvers.sparse_lu``:
+    fill-reducing pivot order, diagonal pivots under a threshold test; factors in
+    ``vals``, ``sparse`` True),
+    else with row pivoting (``rodas.lu_factor`` into ``lu, piv, sp``; ``sparse`` False),
+    whose status (``LU_OK``, ``LU_SINGULAR``, ``LU_NONFINITE``) is returned.
+    """
     n = jm.shape[0]
     for i in range(n):
         for j in range(n):
             lu[i, j] = -c * jm[i, j]
         lu[i, i] += 1.0
-    return rodas.lu_factor(lu, piv, sp)
+    if sparse_lu.factor(lu, sym, vals):
+        return rodas.LU_OK, True
+    for i in range(n):
+        for j in range(n):
+            lu[i, j] = -c * jm[i, j]
+        lu[i, i] += 1.0
+    return rodas.lu_factor(lu, piv, sp), False
 
 
 @nb.njit(cache=True, error_model="numpy")
-def solve_system(mid, t_new, y_predict, c, psi, lu, piv, sp, scale, tol, p, y, d, f, dy,
-                 gamrat=1.0):
+def lu_solve(lu, piv, sp, sym, vals, sparse, b):
+    """Solve ``(I - c J) x = b`` in place with the factors of ``form_lu`` (``sparse`` its flag)."""
+    if sparse:
+        sparse_lu.solve(sym, vals, b)
+    else:
+        rodas.lu_solve(lu, piv, sp, b)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def solve_system(mid, t_new, y_predict, c, psi, lu, piv, sp, sym, vals, sparse, scale, tol, p,
+                 y, d, f, dy, gamrat=1.0):
     """Simplified Newton iteration for the NDF system (SciPy's ``solve_bdf_system``).
 
     On return ``y`` holds the iterate and ``d`` the total correction ``y - y_predict``.
@@ -195,7 +217,7 @@ def solve_system(mid, t_new, y_predict, c, psi, lu, piv, sp, scale, tol, p, y, d
             break
         for i in range(n):
             dy[i] = c * f[i] - psi[i] - d[i]
-        rodas.lu_solve(lu, piv, sp, dy)
+        lu_solve(lu, piv, sp, sym, vals, sparse, dy)
         if gamrat != 1.0:
             # the LU is of I - c' J with c' = c / gamrat: scale as CVODE (2 / (1 + gamrat))
             w = 2.0 / (1.0 + gamrat)

@@ -13,7 +13,7 @@ import numba as nb
 import numpy as np
 
 from cartsim.models import kernels
-from cartsim.solvers import bdf, control, dopri, rodas
+from cartsim.solvers import bdf, control, dopri, rodas, sparse_lu
 from cartsim.solvers.codes import MAX_STEPS, NONFINITE, SINGULAR, STEP_UNDERFLOW, SUCCESS
 from cartsim.solvers.events import (
     all_finite,
@@ -86,6 +86,8 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
     lu = np.empty((n, n))
     piv = np.empty(n, np.int64)
     sp = np.empty((n, 2 * n + 2), np.int64)
+    sym, lu_vals = sparse_lu.workspace(n)
+    lu_sparse = False
     kst = np.empty((7, n))
     dense = np.empty((5, n))
     gam = bdf.GAMMA
@@ -251,6 +253,7 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
             if not all_finite_2d(jm):
                 status = NONFINITE
                 break
+            sparse_lu.analyse(jm, sym)
             jac_fresh = True
             lu_ok = False
             bdf_init = False
@@ -287,16 +290,19 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
             t_new = tseg if last else t + h_abs
             h = t_new - t
 
+            # rows of D outermost: contiguous, vectorisable loops (same sums, same order)
             for i in range(n):
-                s = 0.0
-                for j in range(order + 1):
-                    s += D[j, i]
-                ypred[i] = s
-                scale[i] = atol[i] + rtol * abs(s)
-                s = 0.0
-                for j in range(1, order + 1):
-                    s += D[j, i] * gam[j]
-                psi[i] = s / alp[order]
+                ypred[i] = 0.0 + D[0, i]
+                psi[i] = 0.0
+            for j in range(1, order + 1):
+                gj = gam[j]
+                for i in range(n):
+                    ypred[i] += D[j, i]
+                    psi[i] += D[j, i] * gj
+            ao = alp[order]
+            for i in range(n):
+                scale[i] = atol[i] + rtol * abs(ypred[i])
+                psi[i] = psi[i] / ao
             c = h / alp[order]
             if lu_ok and abs(c / c_lu - 1.0) > bdf.LU_REUSE:
                 lu_ok = False
@@ -307,15 +313,16 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
             jac_bad = False
             while not converged:
                 if not lu_ok:
-                    lu_info = bdf.form_lu(jm, c, lu, piv, sp)
+                    lu_info, lu_sparse = bdf.form_lu(jm, c, lu, piv, sp, sym, lu_vals)
                     nlu += 1
                     if lu_info != rodas.LU_OK:
                         break
                     lu_ok = True
                     c_lu = c
                 converged, n_iter, nonfin = bdf.solve_system(mid, t_new, ypred, c, psi, lu,
-                                                             piv, sp, scale, ntol, pp, ynew,
-                                                             dv, fv, dy, c / c_lu)
+                                                             piv, sp, sym, lu_vals, lu_sparse,
+                                                             scale, ntol, pp, ynew, dv, fv,
+                                                             dy, c / c_lu)
                 nfev += n_iter
                 if not converged:
                     if c != c_lu and not nonfin:
@@ -331,6 +338,7 @@ def integrate_multistep(mid, y0, p, t_eval, t0, t1,
                     if not all_finite_2d(jm):
                         jac_bad = True
                         break
+                    sparse_lu.analyse(jm, sym)
             if jac_bad or lu_info == rodas.LU_NONFINITE:
                 status = NONFINITE
                 break
