@@ -82,12 +82,7 @@ def run_trial_shard_task(run_cfg, output_dir) -> None:
                            index=shard.index, count=shard.count, directory=directory,
                            options=run_cfg.trial, simulate_fn=engine_simulator(run_cfg),
                            engine=_engine(run_cfg))
-    if path is None:
-        print(f"cartsim: shard {shard.index} of {shard.count} already done in "
-              f"{directory}: skipped", flush=True)
-        return
-    print(f"cartsim: wrote shard {shard.index} of {shard.count}: {path}", flush=True)
-    if not shard.gather:
+    if not _written(shard, directory, path):
         return
     states = part_states(directory, shard.count, _digest(run_cfg), _n(run_cfg))
     waiting = [i for i, s in enumerate(states) if s != DONE]
@@ -166,12 +161,7 @@ def _run_points_task(run_cfg, output_dir, kind: str) -> None:
                             chunk_dir=chunk_dir, kind=kind, simulate_fn=simulate_fn,
                             progress=progress_printer(f"{kind} shard {shard.index} of "
                                                       f"{shard.count}"))
-    if path is None:
-        print(f"cartsim: shard {shard.index} of {shard.count} already done in "
-              f"{directory}: skipped", flush=True)
-        return
-    print(f"cartsim: wrote shard {shard.index} of {shard.count}: {path}", flush=True)
-    if not shard.gather:
+    if not _written(shard, directory, path):
         return
     waiting = [i for i, s in enumerate(points_states(job, directory, shard.count, chunk_dir,
                                                      kind)) if s != DONE]
@@ -221,3 +211,13 @@ def report_sharded_multirun(shard, sweep_dir, task: str = "trial") -> None:
         print(f"cartsim: sharded {task} in {directory}: all {count} parts written; gather "
               f"them with the same overrides plus shard.index=null shard.dir={directory}",
               flush=True)
+
+
+def _written(shard, directory, path) -> bool:
+    """Say what a shard job did; True when it wrote its part and should try the gather."""
+    if path is None:
+        print(f"cartsim: shard {shard.index} of {shard.count} already done in "
+              f"{directory}: skipped", flush=True)
+        return False
+    print(f"cartsim: wrote shard {shard.index} of {shard.count}: {path}", flush=True)
+    return bool(shard.gather)

@@ -250,7 +250,10 @@ def test_real_data_six_random_effects_are_not_identified_and_named():
     """14 real patients, random effects on all six stein2019 parameters: the late phase (FB,
     beta) is not identified (restarts end 2-3 units of log-likelihood apart with FB from
     1e-4 to 0.98; the best is no better than with FB fixed). The fit is not converged and the
-    warning names the contraction parameters and how to fix them."""
+    warning names the contraction parameters and how to fix them. Restarts that stop at
+    different late-phase optima may also disagree on the peak (Cmax trades off against FB;
+    seen in a fresh environment on 2026-12-07), so the check is that FB or beta is named and
+    that the verdict singles parameters out rather than naming all six."""
     from cartsim.fitting.data import read_observations
 
     obs = read_observations(REAL)
@@ -258,7 +261,7 @@ def test_real_data_six_random_effects_are_not_identified_and_named():
         res = PopulationFit(STEIN6, model="stein2019", n_explore=100, n_smooth=50).fit(obs)
     assert not res.converged_
     named = set(res.problem_parameters_)
-    assert named & {"FB", "beta"} and named <= {"alpha", "FB", "beta", "foldx", "Tmax"}, named
+    assert named & {"FB", "beta"} and named < set(STEIN6), named
     texts = " ".join(str(w.message) for w in rec)
     assert any(n in texts for n in ("FB", "beta")) and "fit.parameters" in texts
 
