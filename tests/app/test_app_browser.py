@@ -55,7 +55,19 @@ def _browser_parts():
 @pytest.fixture(scope="module")
 def server():
     pytest.importorskip("panel")
+    # Compile (or load) the kernels the app's first run needs before the browser waits on a
+    # result: in a fresh clone that first run compiles them cold (a minute or two on 2 cores),
+    # which is not what these tests check and can outlast their waits.
+    import dataclasses
+
+    from cartsim import OutputOptions, Scenario
     from cartsim.app.serve import free_port, serve
+    from cartsim.clinical import EndpointSettings
+    from cartsim.population import PopulationSpec
+    from cartsim.trial import run_trial
+
+    run_trial(Scenario(output=OutputOptions(t_end=60.0)),
+              dataclasses.replace(PopulationSpec(), n=3), EndpointSettings(), seed=0)
 
     port = free_port()
     srv = serve(port, threaded=True, n_cohort=3, t_end=60)
