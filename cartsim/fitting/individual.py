@@ -68,7 +68,7 @@ from cartsim.fitting.forward import ForwardModel
 from cartsim.fitting.likelihood import ResidualModel
 from cartsim.fitting.messages import ConvergenceWarning, FitWarning, IdentifiabilityWarning
 from cartsim.fitting.nca import nca_read, start_values
-from cartsim.fitting.objective import PENALTY, Objective
+from cartsim.fitting.objective import PENALTY, Objective, observed_information
 from cartsim.fitting.transforms import default_transform
 from cartsim.scenario import Scenario, ScenarioError
 
@@ -77,6 +77,12 @@ __all__ = ["CHI2_95", "GTOL", "STARTS_PER_PARAMETER", "IndividualFit", "default_
 CHI2_95 = 3.841458820694124
 """95% quantile of chi-square with 1 degree of freedom (profile-likelihood threshold)."""
 Z_95 = 1.959963984540054
+
+
+WEAK_LOADING = 0.3
+"""A ``se_not_finite`` verdict names the estimates whose component in the direction of least
+information (a unit vector in search coordinates scaled to unit curvature) is at least this
+(assumption: 0.3^2 = 9% of the direction; a single non-identified parameter has 1)."""
 
 
 GTOL = 0.05
@@ -381,16 +387,17 @@ class IndividualFit:
         on a bound of its search interval is not an interior maximum: it is held fixed (no
         standard error), and the others get theirs conditional on it."""
         k = len(x)
-        H = obj.hessian(x, self.hessian_step)
-        self.hessian_ = H
         free = ~on_bound
+        info = observed_information(obj.nll_rows, x, self.hessian_step, free=free)
+        self.information_ = info
+        self.hessian_ = H = info.hessian
+        self.hessian_step_ = info.step
         cov = np.full((k, k), np.nan)
-        Hf = H[np.ix_(free, free)]
-        try:
-            if free.any() and np.all(np.isfinite(Hf)) and np.all(np.linalg.eigvalsh(Hf) > 0):
-                cov[np.ix_(free, free)] = np.linalg.inv(Hf)
-        except np.linalg.LinAlgError:
-            pass
+        if info.positive:
+            try:
+                cov[np.ix_(free, free)] = np.linalg.inv(H[np.ix_(free, free)])
+            except np.linalg.LinAlgError:
+                pass
         # small-sample correction as in nonlinear regression (Bates & Watts 1988, ch. 2):
         # covariance scaled by n/(n-k) and t quantiles with n-k degrees of freedom
         dof = self.n_obs_ - k
@@ -436,8 +443,9 @@ class IndividualFit:
                         f"{self.gtol:g}) along "
                         + ", ".join(n for n, v in zip(names, g) if v >= self.gtol)
                         + f" after {self.nit_} iterations: not a stationary point",
-            "se_finite": "some standard errors are not finite (the observed information is "
-                         "not positive definite: not every parameter is identifiable)",
+            "se_finite": "some standard errors are not finite: the observed information is "
+                         f"not positive definite{self._weak_words(names, on_bound)} (not every "
+                         "parameter is identifiable)",
         }
         codes = {"solved": "failed", "interior": "at_bound", "reproduced": "not_reproduced",
                  "gradient": "gradient", "se_finite": "se_not_finite"}
@@ -450,6 +458,22 @@ class IndividualFit:
             warnings.warn(f"individual fit of patient {self.patient_id_!r} did not converge "
                           f"({self.status_}): {self.message_}; estimates are unreliable",
                           ConvergenceWarning, stacklevel=3)
+
+    def _weak_words(self, names, on_bound) -> str:
+        """`` along NAMES (at Hessian steps A to B)``: the estimates that load on the direction
+        of least information (unit vector in curvature-scaled search coordinates, components
+        of at least :data:`WEAK_LOADING`), largest first."""
+        info = getattr(self, "information_", None)
+        if info is None or not len(info.weak):
+            return ""
+        free = [n for n, b in zip(names, on_bound) if not b]
+        v = np.abs(info.weak)
+        order = [i for i in np.argsort(-v, kind="stable") if v[i] >= WEAK_LOADING]
+        steps = info.steps
+        where = (f"at Hessian step {steps[0]:.2g}" if len(steps) == 1 else
+                 f"at Hessian steps {max(steps):.2g} to {min(steps):.2g}, Richardson-"
+                 "extrapolated")
+        return f" along {', '.join(free[i] for i in order)} ({where})"
 
     # -- profile likelihood ---------------------------------------------------------------------
     def _profile(self, name: str, max_steps: int = 8) -> None:
