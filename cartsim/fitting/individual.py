@@ -38,7 +38,11 @@ Verdict
     :class:`~cartsim.fitting.messages.FitWarning` naming the patient.
 Uncertainty
     Observed information ``I = -d2 l / dphi2`` by central finite differences
-    at the optimum (one batch); ``cov(phi) = n/(n-k) I^-1`` (``n`` observations,
+    at the optimum (one batch); where it is not positive definite at ``hessian_step``, a
+    ladder of halved steps with Richardson extrapolation decides whether it is positive
+    definite beyond its finite-difference error
+    (:func:`~cartsim.fitting.objective.observed_information`), else ``se_not_finite`` names
+    the direction of least information; ``cov(phi) = n/(n-k) I^-1`` (``n`` observations,
     ``k`` estimated quantities: the small-sample correction of nonlinear
     regression, Bates & Watts 1988, without which 12-point curves under-cover
     by ~15%); Wald 95% intervals ``phi +- t(0.975, n-k) se(phi)`` mapped back to
@@ -148,7 +152,8 @@ class IndividualFit:
         1.0 = a factor e for log parameters).
     profile : parameters to profile (likelihood-based 95% intervals).
     max_iter : iterations per local optimisation.
-    fd_step, hessian_step : finite-difference steps in search space.
+    fd_step, hessian_step : finite-difference steps in search space (``hessian_step``: the
+        first step of the observed information's ladder).
     method, rtol : ODE solver settings during the fit.
     gradient : ``forward`` or ``central`` finite differences (``auto``: central for the
         closed-form ``stein2019`` model, where evaluations are cheap and exact; forward
@@ -172,6 +177,9 @@ class IndividualFit:
     profile_ci_ : profile-likelihood 95% intervals (``-inf`` / ``inf`` where flat).
     profile_ : per profiled parameter, ``{"value": grid, "loglik": l_p}``.
     cov_ : covariance of the search vector (``phi`` and ``ln sigma``).
+    hessian_ : the observed information used (search units); ``hessian_step_`` its step;
+        ``information_`` how it was found (:class:`~cartsim.fitting.objective.Information`:
+        the steps tried, the smallest scaled eigenvalue and its error estimate).
     at_bound_ : names of estimates that ended on a bound of their search interval; they are
         held fixed for the covariance (no standard error) and the fit is not converged.
     loglik_, aic_, bic_ : maximised log-likelihood (of ln Y), AIC, BIC.
