@@ -451,9 +451,7 @@ class IndividualFit:
                         f"{self.gtol:g}) along "
                         + ", ".join(n for n, v in zip(names, g) if v >= self.gtol)
                         + f" after {self.nit_} iterations: not a stationary point",
-            "se_finite": "some standard errors are not finite: the observed information is "
-                         f"not positive definite{self._weak_words(names, on_bound)} (not every "
-                         "parameter is identifiable)",
+            "se_finite": self._se_words(names, on_bound),
         }
         codes = {"solved": "failed", "interior": "at_bound", "reproduced": "not_reproduced",
                  "gradient": "gradient", "se_finite": "se_not_finite"}
@@ -466,6 +464,17 @@ class IndividualFit:
             warnings.warn(f"individual fit of patient {self.patient_id_!r} did not converge "
                           f"({self.status_}): {self.message_}; estimates are unreliable",
                           ConvergenceWarning, stacklevel=3)
+
+    def _se_words(self, names, on_bound) -> str:
+        """Why some standard errors are not finite: the estimates on a bound (held fixed, no
+        standard error) or an observed information that is not positive definite."""
+        info = getattr(self, "information_", None)
+        if info is not None and info.positive:
+            return ("no standard errors for the estimates held on a bound: "
+                    + ", ".join(self.at_bound_))
+        return ("some standard errors are not finite: the observed information is not "
+                f"positive definite{self._weak_words(names, on_bound)} (not every parameter "
+                "is identifiable)")
 
     def _weak_words(self, names, on_bound) -> str:
         """`` along NAMES (at Hessian steps A to B)``: the estimates that load on the direction
