@@ -346,17 +346,18 @@ def observed_information(fun_rows, x, h0: float, free=None,
     truncation error ``O(h^2)`` may be the cause: an ill-conditioned Hessian (curvatures
     10^4 apart, as in a ``cd7`` fit with the CAR-T expansion and death rates against the
     blast burden) needs its large entries to a relative precision finer than the ratio of
-    its eigenvalues. Then a ladder of steps ``h_k = h0 / 2^k`` (``k < levels``) is evaluated
-    in one batch and Richardson-extrapolated, ``R_k = (4 H_{k+1} - H_k) / 3`` (error
-    ``O(h^4)``; Richardson 1911; numdifftools extrapolates its steps so, and Minuit's HESSE
-    refines its steps until the second derivatives are stable); in
+    its eigenvalues. Then a ladder of steps ``h_k = h0 / 2^k`` (``k < levels``), evaluated
+    as far as needed (one batch per step), is Richardson-extrapolated, ``R_k = (4 H_{k+1} -
+    H_k) / 3`` (error ``O(h^4)``; Richardson 1911; numdifftools extrapolates its steps so,
+    and Minuit's HESSE refines its steps until the second derivatives are stable); in
     coordinates scaled to unit curvature (``D^-1/2 R D^-1/2``), ``R_k`` is accepted at the
     largest step where its smallest eigenvalue exceeds :data:`HESSIAN_MARGIN` times the
     error estimate ``||R_k - R_{k+1}||_2`` (Weyl's inequality: then the exact information is
     positive definite too, if the error estimate holds). The comparison with the next,
-    smaller step's estimate, whose round-off noise is 4x larger, keeps a flat direction (true
-    eigenvalue 0, estimates noise) from passing by chance. If no step passes, the information
-    is not positive definite: ``positive`` is False and ``weak`` names the direction.
+    smaller step's estimate, whose round-off noise is 4x larger, keeps a flat direction
+    (true eigenvalue 0, estimates noise) from passing by chance. If no step passes, the
+    information is not positive definite: ``positive`` is False and ``weak`` names the
+    direction.
 
     Parameters
     ----------
@@ -365,7 +366,7 @@ def observed_information(fun_rows, x, h0: float, free=None,
     h0 : first step (search units).
     free : bool mask of the parameters whose block must be positive definite (others are
         held fixed: an estimate on a bound); default all.
-    levels : steps in the ladder.
+    levels : steps in the ladder (fewer than 3: the first step alone, no ladder).
     """
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
@@ -374,24 +375,31 @@ def observed_information(fun_rows, x, h0: float, free=None,
     lam0, v0, _ = _scaled_min_eig(H0[np.ix_(free, free)]) if free.any() else (
         math.nan, np.zeros(0), None)
     ladder = [(h0, lam0, 0.0)]
-    if not free.any() or lam0 > 0:
-        return Information(H0, h0, bool(free.any()), lam0, 0.0, v0, False, ladder, (h0,))
-    steps = [h0 / 2 ** k for k in range(1, levels)]
-    Hs = [H0, *fd_hessian(fun_rows, x, steps)]
-    R = [(4 * Hs[k + 1] - Hs[k]) / 3 for k in range(levels - 1)]
+    if not free.any() or lam0 > 0 or levels < 3:  # levels < 3: no ladder, the first step
+        return Information(H0, h0, bool(free.any()) and lam0 > 0, lam0, 0.0, v0, False,
+                           ladder, (h0,))
+    # the ladder, one batch per level: R_k needs the steps down to h0 / 2^(k+2)
+    steps = [h0]
+    Hs = [H0]
+
+    def extend(upto: int) -> None:
+        new = [h0 / 2 ** j for j in range(len(steps), upto + 1)]
+        Hs.extend(fd_hessian(fun_rows, x, new))
+        steps.extend(new)
+
     weak = v0
     for k in range(levels - 2):
-        Rk = R[k][np.ix_(free, free)]
+        extend(k + 2)
+        Rk, Rk1 = ((4 * Hs[j + 1] - Hs[j])[np.ix_(free, free)] / 3 for j in (k, k + 1))
         lam, v, s = _scaled_min_eig(Rk)
         if s is None:
             ladder.append((h0 / 2 ** k, lam, math.nan))
             weak = v
             continue
-        D = R[k + 1][np.ix_(free, free)] - Rk
-        err = float(np.linalg.norm(s[:, None] * D * s[None, :], 2))
+        err = float(np.linalg.norm(s[:, None] * (Rk1 - Rk) * s[None, :], 2))
         ladder.append((h0 / 2 ** k, lam, err))
         if lam > HESSIAN_MARGIN * err:
-            return Information(R[k], h0 / 2 ** k, True, lam, err, v, True, ladder,
-                               (h0, *steps))
+            return Information((4 * Hs[k + 1] - Hs[k]) / 3, h0 / 2 ** k, True, lam, err, v,
+                               True, ladder, tuple(steps))
         weak = v
-    return Information(H0, h0, False, lam0, 0.0, weak, False, ladder, (h0, *steps))
+    return Information(H0, h0, False, lam0, 0.0, weak, False, ladder, tuple(steps))
