@@ -38,7 +38,11 @@ Verdict
     :class:`~cartsim.fitting.messages.FitWarning` naming the patient.
 Uncertainty
     Observed information ``I = -d2 l / dphi2`` by central finite differences
-    at the optimum (one batch); ``cov(phi) = n/(n-k) I^-1`` (``n`` observations,
+    at the optimum (one batch); where it is not positive definite at ``hessian_step``, a
+    ladder of halved steps with Richardson extrapolation decides whether it is positive
+    definite beyond its finite-difference error
+    (:func:`~cartsim.fitting.objective.observed_information`), else ``se_not_finite`` names
+    the direction of least information; ``cov(phi) = n/(n-k) I^-1`` (``n`` observations,
     ``k`` estimated quantities: the small-sample correction of nonlinear
     regression, Bates & Watts 1988, without which 12-point curves under-cover
     by ~15%); Wald 95% intervals ``phi +- t(0.975, n-k) se(phi)`` mapped back to
@@ -68,7 +72,7 @@ from cartsim.fitting.forward import ForwardModel
 from cartsim.fitting.likelihood import ResidualModel
 from cartsim.fitting.messages import ConvergenceWarning, FitWarning, IdentifiabilityWarning
 from cartsim.fitting.nca import nca_read, start_values
-from cartsim.fitting.objective import PENALTY, Objective
+from cartsim.fitting.objective import PENALTY, Objective, observed_information
 from cartsim.fitting.transforms import default_transform
 from cartsim.scenario import Scenario, ScenarioError
 
@@ -77,6 +81,12 @@ __all__ = ["CHI2_95", "GTOL", "STARTS_PER_PARAMETER", "IndividualFit", "default_
 CHI2_95 = 3.841458820694124
 """95% quantile of chi-square with 1 degree of freedom (profile-likelihood threshold)."""
 Z_95 = 1.959963984540054
+
+
+WEAK_LOADING = 0.3
+"""A ``se_not_finite`` verdict names the estimates whose component in the direction of least
+information (a unit vector in search coordinates scaled to unit curvature) is at least this
+(assumption: 0.3^2 = 9% of the direction; a single non-identified parameter has 1)."""
 
 
 GTOL = 0.05
@@ -142,7 +152,8 @@ class IndividualFit:
         1.0 = a factor e for log parameters).
     profile : parameters to profile (likelihood-based 95% intervals).
     max_iter : iterations per local optimisation.
-    fd_step, hessian_step : finite-difference steps in search space.
+    fd_step, hessian_step : finite-difference steps in search space (``hessian_step``: the
+        first step of the observed information's ladder).
     method, rtol : ODE solver settings during the fit.
     gradient : ``forward`` or ``central`` finite differences (``auto``: central for the
         closed-form ``stein2019`` model, where evaluations are cheap and exact; forward
@@ -166,6 +177,9 @@ class IndividualFit:
     profile_ci_ : profile-likelihood 95% intervals (``-inf`` / ``inf`` where flat).
     profile_ : per profiled parameter, ``{"value": grid, "loglik": l_p}``.
     cov_ : covariance of the search vector (``phi`` and ``ln sigma``).
+    hessian_ : the observed information used (search units); ``hessian_step_`` its step;
+        ``information_`` how it was found (:class:`~cartsim.fitting.objective.Information`:
+        the steps tried, the smallest scaled eigenvalue and its error estimate).
     at_bound_ : names of estimates that ended on a bound of their search interval; they are
         held fixed for the covariance (no standard error) and the fit is not converged.
     loglik_, aic_, bic_ : maximised log-likelihood (of ln Y), AIC, BIC.
@@ -381,16 +395,17 @@ class IndividualFit:
         on a bound of its search interval is not an interior maximum: it is held fixed (no
         standard error), and the others get theirs conditional on it."""
         k = len(x)
-        H = obj.hessian(x, self.hessian_step)
-        self.hessian_ = H
         free = ~on_bound
+        info = observed_information(obj.nll_rows, x, self.hessian_step, free=free)
+        self.information_ = info
+        self.hessian_ = H = info.hessian
+        self.hessian_step_ = info.step
         cov = np.full((k, k), np.nan)
-        Hf = H[np.ix_(free, free)]
-        try:
-            if free.any() and np.all(np.isfinite(Hf)) and np.all(np.linalg.eigvalsh(Hf) > 0):
-                cov[np.ix_(free, free)] = np.linalg.inv(Hf)
-        except np.linalg.LinAlgError:
-            pass
+        if info.positive:
+            try:
+                cov[np.ix_(free, free)] = np.linalg.inv(H[np.ix_(free, free)])
+            except np.linalg.LinAlgError:
+                pass
         # small-sample correction as in nonlinear regression (Bates & Watts 1988, ch. 2):
         # covariance scaled by n/(n-k) and t quantiles with n-k degrees of freedom
         dof = self.n_obs_ - k
@@ -436,8 +451,7 @@ class IndividualFit:
                         f"{self.gtol:g}) along "
                         + ", ".join(n for n, v in zip(names, g) if v >= self.gtol)
                         + f" after {self.nit_} iterations: not a stationary point",
-            "se_finite": "some standard errors are not finite (the observed information is "
-                         "not positive definite: not every parameter is identifiable)",
+            "se_finite": self._se_words(names, on_bound),
         }
         codes = {"solved": "failed", "interior": "at_bound", "reproduced": "not_reproduced",
                  "gradient": "gradient", "se_finite": "se_not_finite"}
@@ -450,6 +464,33 @@ class IndividualFit:
             warnings.warn(f"individual fit of patient {self.patient_id_!r} did not converge "
                           f"({self.status_}): {self.message_}; estimates are unreliable",
                           ConvergenceWarning, stacklevel=3)
+
+    def _se_words(self, names, on_bound) -> str:
+        """Why some standard errors are not finite: the estimates on a bound (held fixed, no
+        standard error) or an observed information that is not positive definite."""
+        info = getattr(self, "information_", None)
+        if info is not None and info.positive:
+            return ("no standard errors for the estimates held on a bound: "
+                    + ", ".join(self.at_bound_))
+        return ("some standard errors are not finite: the observed information is not "
+                f"positive definite{self._weak_words(names, on_bound)} (not every parameter "
+                "is identifiable)")
+
+    def _weak_words(self, names, on_bound) -> str:
+        """`` along NAMES (at Hessian steps A to B)``: the estimates that load on the direction
+        of least information (unit vector in curvature-scaled search coordinates, components
+        of at least :data:`WEAK_LOADING`), largest first."""
+        info = getattr(self, "information_", None)
+        if info is None or not len(info.weak):
+            return ""
+        free = [n for n, b in zip(names, on_bound) if not b]
+        v = np.abs(info.weak)
+        order = [i for i in np.argsort(-v, kind="stable") if v[i] >= WEAK_LOADING]
+        steps = info.steps
+        where = (f"at Hessian step {steps[0]:.2g}" if len(steps) == 1 else
+                 f"at Hessian steps {max(steps):.2g} to {min(steps):.2g}, Richardson-"
+                 "extrapolated")
+        return f" along {', '.join(free[i] for i in order)} ({where})"
 
     # -- profile likelihood ---------------------------------------------------------------------
     def _profile(self, name: str, max_steps: int = 8) -> None:
