@@ -32,7 +32,8 @@ from cartsim.codes import STATUS_DESCRIPTION, STATUS_NAMES
 from cartsim.models.base import Model, Problem
 from cartsim.scenario import Scenario
 
-__all__ = ["STATE_DTYPES", "STATUS_DESCRIPTION", "LazyObservable", "as_batch", "exp_log_states",
+__all__ = ["STATE_DTYPES", "STATUS_DESCRIPTION", "LazyObservable", "ProblemArrays", "as_batch",
+           "exp_log_states",
            "patient_overrides", "scenario_yaml", "state_dtype_of", "to_dataset"]
 
 
@@ -67,10 +68,37 @@ def as_batch(scenarios, caller: str, shared=("model.name", "solver", "output")) 
     return scs
 
 
+@dataclasses.dataclass(frozen=True)
+class ProblemArrays:
+    """What a Dataset keeps of a batch's problems: the parameter vectors ``p[patient, n_p]``,
+    the scalar ``info`` entries as one array per key (``{key: array[patient]}``) and the
+    rule names (those of the first problem). A caller that solves a large batch block by
+    block keeps these and drops the problems (their event lists are most of their memory:
+    about 3.7 kB a ``cd7`` patient)."""
+
+    p: np.ndarray
+    info: dict[str, np.ndarray]
+    rule_names: list
+
+    @classmethod
+    def of(cls, problems: Sequence[Problem]) -> ProblemArrays:
+        keys = [k for k, v in problems[0].info.items() if np.isscalar(v)]
+        return cls(np.stack([pr.p for pr in problems]),
+                   {k: np.array([pr.info[k] for pr in problems]) for k in keys},
+                   problems[0].info.get("rule_names", []))
+
+    @classmethod
+    def concat(cls, parts: Sequence[ProblemArrays]) -> ProblemArrays:
+        """The arrays of consecutive blocks of one batch as those of the whole batch."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(np.concatenate([a.p for a in parts]),
+                   {k: np.concatenate([a.info[k] for a in parts]) for k in parts[0].info},
+                   parts[0].rule_names)
 
 
-def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result,
-               scenarios: list[Scenario], *, method: str,
+def to_dataset(model: Model, problems: list[Problem] | ProblemArrays, t_eval: np.ndarray,
+               result, scenarios: list[Scenario], *, method: str,
                variables: Sequence[str] | None = None, optional: Sequence[str] = (),
                copy: bool = True, linear: bool = False,
                overrides: str | None = None, state_dtype: str = "float64") -> xr.Dataset:
@@ -94,11 +122,13 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     built on as it is (``copy`` is then ignored). ``overrides``: ``patient_overrides(
     scenarios)`` when the caller computed it already. ``state_dtype``: see
     :func:`cartsim.simulate` (``"float32"``: the linear states rounded to float32 once, the
-    observables computed in float64 from them).
+    observables computed in float64 from them). ``problems``: the batch's problems, or the
+    :class:`ProblemArrays` of them (all the Dataset reads of them).
     """
     from cartsim import __version__
 
-    n_pat = len(problems)
+    kept = problems if isinstance(problems, ProblemArrays) else ProblemArrays.of(problems)
+    n_pat = kept.p.shape[0]
     dtype = state_dtype_of(state_dtype)
     if linear:
         y_lin = np.asarray(result.y)
@@ -110,9 +140,7 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
         if dtype != y_lin.dtype:
             y_lin = y_lin.astype(dtype)
             y_lin.flags.writeable = False
-    p = np.stack([pr.p for pr in problems])
-    info_keys = [k for k, v in problems[0].info.items() if np.isscalar(v)]
-    info = {k: np.array([pr.info[k] for pr in problems]) for k in info_keys}
+    p, info = kept.p, kept.info
     dims = ("patient", "time")
     observables = _observable_attrs(model, y_lin, p, info)
     keep = None
@@ -158,7 +186,7 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     if "hsct_day" in info:
         data_vars["hsct_day"] = (("patient",), info["hsct_day"].astype(float), {
             "units": "day", "long_name": "day of consolidative allogeneic HSCT (NaN: none)"})
-    rule_names = problems[0].info.get("rule_names", [])
+    rule_names = kept.rule_names
     rt = np.asarray(result.rule_time)
     for j, nm in enumerate(rule_names):
         data_vars[f"{nm}_rule_day"] = (("patient",), rt[:, j], {
@@ -411,13 +439,19 @@ def patient_overrides(scenarios: list[Scenario]) -> str:
     10,000-patient batch serialises in milliseconds. Sub-configs shared with patient 0
     (the same object, as ``dataclasses.replace`` leaves them) are skipped unread.
     """
-    base = scenarios[0]
-    diffs = []
-    for s in scenarios:
-        out: dict = {}
-        _diff(base, s, "", out)
-        diffs.append(out)
-    return json.dumps(diffs)
+    base, names = scenarios[0], _dataclass_fields(type(scenarios[0]))
+    parts = []
+    for a in range(0, len(scenarios), 256):  # a block at a time: a large batch's peak
+        diffs = []
+        for s in scenarios[a:a + 256]:
+            out: dict = {}
+            if names is not None and type(s) is type(base):  # no _equal of the whole
+                _diff_fields(base, s, names, "", out)
+            else:
+                _diff(base, s, "", out)
+            diffs.append(out)
+        parts.append(json.dumps(diffs)[1:-1])
+    return f"[{', '.join(parts)}]"  # json.dumps(every patient's dict), character for character
 
 
 def _diff(base, other, prefix: str, out: dict) -> None:
@@ -429,12 +463,12 @@ def _diff(base, other, prefix: str, out: dict) -> None:
         if base != other:
             out[prefix[:-1]] = other
         return
-    if dataclasses.is_dataclass(other) and not isinstance(other, type):
+    names = _dataclass_fields(type(other))
+    if names is not None:
         if type(base) is type(other):
             if _equal(base, other):  # a sub-config equal to patient 0's: nothing to list
                 return
-            for name in _field_names(type(other)):
-                _diff_item(getattr(base, name), getattr(other, name), prefix, name, out)
+            _diff_fields(base, other, names, prefix, out)
             return
         other = _plain(dataclasses.asdict(other))
     if isinstance(other, dict) and other:
@@ -459,6 +493,20 @@ def _leaf(v):
     return _plain(v)
 
 
+def _diff_fields(base, other, names: tuple, prefix: str, out: dict) -> None:
+    """:func:`_diff` of the fields ``names`` of two dataclasses of one type, a plain leaf
+    compared here (most are)."""
+    for name in names:
+        b, o = getattr(base, name), getattr(other, name)
+        if b is o:
+            continue
+        if type(o) in _SCALARS and type(b) in _SCALARS:
+            if b != o:
+                out[prefix + name] = o
+        else:
+            _diff(b, o, f"{prefix}{name}.", out)
+
+
 def _diff_item(base, other, prefix: str, key, out: dict) -> None:
     """:func:`_diff` of one field or dict item, a plain leaf compared here (most are)."""
     if base is other:
@@ -471,7 +519,10 @@ def _diff_item(base, other, prefix: str, key, out: dict) -> None:
 
 
 @functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
+def _dataclass_fields(cls: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass type; None for any other type."""
+    if not dataclasses.is_dataclass(cls):
+        return None
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
