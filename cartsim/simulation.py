@@ -180,7 +180,8 @@ def finish(batch: PreparedBatch, result, *, variables: Sequence[str] | None = No
     grid, with the endpoint grid's observables when the grids differ (module notes).
 
     The Dataset is built on ``result.y`` itself (``to_dataset(copy=False)``): the result
-    is consumed, its ``y`` left holding the linear states, read-only. ``assembly``: the
+    is consumed, its ``y`` left read-only (its log states exponentiated as the Dataset is
+    read, or in place first: see :func:`cartsim.batch.to_dataset`). ``assembly``: the
     ``linear``, ``overrides`` and ``state_dtype`` of :func:`cartsim.batch.to_dataset`.
     ``problems``: the :class:`~cartsim.batch.ProblemArrays` of the batch's problems where
     the caller kept those only (None: ``batch.problems``)."""
@@ -203,16 +204,18 @@ def _simulate_pipelined(scs: list[Scenario], method: str | None,
 
     The scenarios are built block by block (:data:`PIPELINE_CHUNK`); each is solved, in
     one worker thread (the compiled solver releases the GIL, on Numba's threads as many
-    as the caller's ``numba.get_num_threads()``), while this thread builds the next
-    blocks, writes ``patient_overrides`` and takes the linear states of the blocks solved
-    (``exp_log_states``). In float64 a block is solved into its rows of the Dataset's
-    state buffer; in float32 into a block of its own, rounded into the buffer and freed.
-    Patients are independent in the solver, so a block's rows are those of the whole
-    batch's solve, which starts at the earliest start of any problem: a block solved
-    before an earlier start was built (a later patient with earlier events) is solved
-    again from it. A batch with transplants (``regimen.hsct_day``, planned on the whole
-    batch) is not pipelined; nor is a failing block: the whole batch is then run as
-    :func:`prepare` and :func:`solve_prepared` would, which raises the same error.
+    as the caller's ``numba.get_num_threads()``), while this thread builds the next block
+    (:data:`PIPELINE_AHEAD`) and writes ``patient_overrides``. In float64 a block is solved
+    into its rows of the Dataset's state buffer (its log states exponentiated when the
+    Dataset is read); in float32 into a block of its own, taken linear
+    (``exp_log_states``), rounded into the buffer and freed. A block's problems are dropped
+    once it is solved. Patients are independent in the solver, so a block's rows are those
+    of the whole batch's solve, which starts at the earliest start of any problem: a block
+    solved before an earlier start was built (a later patient with earlier events) is
+    built and solved again from it. A batch with transplants (``regimen.hsct_day``,
+    planned on the whole batch) is not pipelined; nor is a failing block: the whole batch
+    is then run as :func:`prepare` and :func:`solve_prepared` would, which raises the same
+    error.
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -230,7 +233,6 @@ def _simulate_pipelined(scs: list[Scenario], method: str | None,
     ends = _blocks(n, PIPELINE_CHUNK, PIPELINE_CHUNK * (PIPELINE_GROWTH if in_place else 1))
     t0 = [np.inf]  # the batch's start: the earliest of the problems built so far
     threads = numba.get_num_threads()  # thread-local in Numba: the worker takes the caller's
-    linear = [True]
     built: dict[int, list] = {}  # block start -> its problems, until the block is solved
     kept: dict[int, ProblemArrays] = {}  # block start -> what the Dataset keeps of them
     parts: dict[int, tuple] = {}  # block start -> (t0 it was solved from, status, stats, rules)
@@ -248,9 +250,7 @@ def _simulate_pipelined(scs: list[Scenario], method: str | None,
     def solved(a: int, t_start: float, res) -> None:
         """The block's states into ``y``, linear where the model allows (this thread); its
         problems dropped (built again if it must be solved again)."""
-        if in_place:
-            linear[0] = exp_log_states(model, y[a:ends[a]]) and linear[0]
-        else:
+        if not in_place:  # float32: rounded once from the linear float64 states
             y[a:ends[a]] = res.y if exp_log_states(model, res.y) else model.to_linear(res.y)
         parts[a] = (t_start, res.status, res.stats, res.rule_time)
         del built[a]
@@ -287,7 +287,7 @@ def _simulate_pipelined(scs: list[Scenario], method: str | None,
     result = BatchResult(y=y, status=np.concatenate([parts[a][1] for a in order]),
                          stats=np.concatenate([parts[a][2] for a in order]),
                          rule_time=rule_time)
-    return finish(batch, result, variables=variables, linear=linear[0], overrides=overrides,
+    return finish(batch, result, variables=variables, linear=not in_place, overrides=overrides,
                   state_dtype=dtype.name, problems=ProblemArrays.concat([kept[a] for a in order]))
 
 

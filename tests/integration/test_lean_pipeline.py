@@ -9,7 +9,6 @@ pipeline), and the same batch with the pipeline switched off (one block: ``prepa
 """
 
 import dataclasses
-import threading
 
 import numba
 import numpy as np
