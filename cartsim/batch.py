@@ -282,13 +282,16 @@ def _log_runs(model: Model) -> list[tuple[int, int]]:
 
 def _exp_runs(y: np.ndarray, runs: Sequence[tuple[int, int]], out: np.ndarray | None = None):
     """``y[..., state]`` with the exponential taken of the state runs ``runs``, in ``out``
-    (``y`` itself, or None: a copy, or ``y`` where there are no runs). Always one ``np.exp``
-    over ``[..., a:b]`` of a C-contiguous array of the states of whole patient-times, so
-    that every value is computed by the same loop of NumPy's as on the whole buffer."""
+    (C-contiguous float64 of ``y``'s shape, ``y`` itself or a buffer ``y`` is copied into;
+    None: a new copy), or ``y`` where there are no runs. Always one ``np.exp`` in place over
+    ``[..., a:b]`` of a C-contiguous array of the states of whole patient-times, so that
+    every value is computed by the same loop of NumPy's as on the whole buffer."""
     if not runs:
         return y
     if out is None:
         out = np.array(y, dtype=np.float64, order="C")
+    elif out is not y:
+        out[...] = y
     for a, b in runs:
         block = out[..., a:b]
         np.exp(block, out=block)
@@ -322,10 +325,11 @@ def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list
     subset = "names" in inspect.signature(model.observables).parameters
     out = {name: np.empty((rows.size, y.shape[1]), y.dtype if name in state else np.float64)
            for name in names}
+    buf = np.empty((min(CHUNK, rows.size), *y.shape[1:])) if runs else None  # reused
     for a in range(0, rows.size, CHUNK):
         r = rows[a:a + CHUNK]
         sel = slice(r[0], r[-1] + 1) if r[-1] - r[0] + 1 == r.size else r  # a run: a view
-        ys = _exp_runs(y[sel], runs)
+        ys = _exp_runs(y[sel], runs, None if buf is None else buf[:r.size])
         for name, i in state.items():
             out[name][a:a + r.size] = ys[..., i]
         if not wanted:
