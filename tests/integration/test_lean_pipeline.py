@@ -1,8 +1,9 @@
 """The pipelined ``simulate`` of a large batch (issue 18 item 3) gives the Dataset of the
 unpipelined run bitwise, and each patient's rows are those of the patient simulated alone.
 
-A batch larger than ``cartsim.simulation.PIPELINE_CHUNK`` is built, solved (in a worker
-thread, block by block into one buffer) and exponentiated block by block. The independent
+A batch larger than ``cartsim.simulation.PIPELINE_CHUNK`` is built and solved block by
+block (in a worker thread, into one buffer; a block's problems dropped once it is solved;
+float32 states taken linear and rounded block by block). The independent
 truths here: every patient simulated on its own (``simulate(scenario)``, one patient, no
 pipeline), and the same batch with the pipeline switched off (one block: ``prepare``,
 ``solve_prepared``, ``finish``, the path every batch took before).
