@@ -457,7 +457,8 @@ def part_batch(n_batch: int, seed: int) -> None:
         print(f"  no runaway CAR-T; stage by stage (again, {n_ph} patients):")
     print(f"    model.build {1e3 * b['t_build'] / n_ph:.3f} ms/patient, solve_problems "
           f"({b['method']}) {1e3 * b['t_solve'] / n_ph:.3f} ms/patient ({b['t_solve']:.1f} s), "
-          f"to_dataset {1e3 * b['t_ds'] / n_ph:.3f} ms/patient ({b['t_ds']:.1f} s)")
+          f"to_dataset {1e3 * b['t_ds'] / n_ph:.3f} ms/patient ({b['t_ds']:.1f} s; the log "
+          f"states are exponentiated as the Dataset is read: in cartsim.endpoints' time)")
     print(f"  peak RSS {b['rss1_kb'] / mb:.0f} MB (after import and warm-up {b['rss0_kb'] / mb:.0f}"
           f" MB); output Dataset {b['nbytes_ds'] / 1e6:.0f} MB as if all loaded "
           f"({b['nbytes_ds'] / b['n'] / 1e3:.1f} kB/patient; states and observables lazy); raw "

@@ -32,7 +32,8 @@ from cartsim.codes import STATUS_DESCRIPTION, STATUS_NAMES
 from cartsim.models.base import Model, Problem
 from cartsim.scenario import Scenario
 
-__all__ = ["STATE_DTYPES", "STATUS_DESCRIPTION", "LazyObservable", "as_batch", "exp_log_states",
+__all__ = ["STATE_DTYPES", "STATUS_DESCRIPTION", "LazyObservable", "ProblemArrays", "as_batch",
+           "exp_log_states",
            "patient_overrides", "scenario_yaml", "state_dtype_of", "to_dataset"]
 
 
@@ -67,10 +68,37 @@ def as_batch(scenarios, caller: str, shared=("model.name", "solver", "output")) 
     return scs
 
 
+@dataclasses.dataclass(frozen=True)
+class ProblemArrays:
+    """What a Dataset keeps of a batch's problems: the parameter vectors ``p[patient, n_p]``,
+    the scalar ``info`` entries as one array per key (``{key: array[patient]}``) and the
+    rule names (those of the first problem). A caller that solves a large batch block by
+    block keeps these and drops the problems (their event lists are most of their memory:
+    about 3.7 kB a ``cd7`` patient)."""
+
+    p: np.ndarray
+    info: dict[str, np.ndarray]
+    rule_names: list
+
+    @classmethod
+    def of(cls, problems: Sequence[Problem]) -> ProblemArrays:
+        keys = [k for k, v in problems[0].info.items() if np.isscalar(v)]
+        return cls(np.stack([pr.p for pr in problems]),
+                   {k: np.array([pr.info[k] for pr in problems]) for k in keys},
+                   problems[0].info.get("rule_names", []))
+
+    @classmethod
+    def concat(cls, parts: Sequence[ProblemArrays]) -> ProblemArrays:
+        """The arrays of consecutive blocks of one batch as those of the whole batch."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(np.concatenate([a.p for a in parts]),
+                   {k: np.concatenate([a.info[k] for a in parts]) for k in parts[0].info},
+                   parts[0].rule_names)
 
 
-def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result,
-               scenarios: list[Scenario], *, method: str,
+def to_dataset(model: Model, problems: list[Problem] | ProblemArrays, t_eval: np.ndarray,
+               result, scenarios: list[Scenario], *, method: str,
                variables: Sequence[str] | None = None, optional: Sequence[str] = (),
                copy: bool = True, linear: bool = False,
                overrides: str | None = None, state_dtype: str = "float64") -> xr.Dataset:
@@ -78,43 +106,51 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     (``variables``: see :func:`simulate`; ``optional``: more to keep where the model has
     them, and the observables computed together when one of them is first read whole).
 
-    Nothing is copied or computed ahead: the Dataset holds one linear state buffer (the
-    solver's ``y[patient, time, state]`` with the log states exponentiated in place,
-    read-only), and with ``variables=None`` every (patient, time) variable is lazy: a state
-    (:class:`LazyState`) is copied out of the buffer when read, an observable
+    Nothing is copied or computed ahead: the Dataset holds one state buffer, read-only (the
+    solver's ``y[patient, time, state]`` itself, float64: its log states are exponentiated
+    as they are read, :data:`CHUNK` patients at a time, with the values of
+    :func:`exp_log_states` on the whole buffer bitwise), and with ``variables=None`` every
+    (patient, time) variable is lazy: a state (:class:`LazyState`) is copied out of the
+    buffer (linear) when read, an observable
     (:class:`LazyObservable`) computed when read, on the patients asked for, with the
     values an eager computation gives, and kept. Assigning to a variable copies it first
     (the buffer never changes). With ``variables`` the kept observables are computed at
     once and the kept states copied out, so that the result does not hold the others.
     ``copy=False`` builds on
     ``result.y`` itself (what :func:`cartsim.simulate` does with a result nobody else
-    sees): it then holds linear values and is read-only. ``linear=True``: ``result.y``
+    sees): it is then read-only (with ``variables``, or float32 states, or a model with
+    its own ``to_linear``: exponentiated in place first). ``linear=True``: ``result.y``
     holds the linear states already (:func:`exp_log_states` applied to it, as
-    :func:`cartsim.simulate` does block by block while the rest of a batch solves); it is
-    built on as it is (``copy`` is then ignored). ``overrides``: ``patient_overrides(
+    :func:`cartsim.simulate` does to float32 states block by block while the rest of a batch
+    solves); it is built on as it is (``copy`` is then ignored). ``overrides``: ``patient_overrides(
     scenarios)`` when the caller computed it already. ``state_dtype``: see
     :func:`cartsim.simulate` (``"float32"``: the linear states rounded to float32 once, the
-    observables computed in float64 from them).
+    observables computed in float64 from them). ``problems``: the batch's problems, or the
+    :class:`ProblemArrays` of them (all the Dataset reads of them).
     """
     from cartsim import __version__
 
-    n_pat = len(problems)
+    kept = problems if isinstance(problems, ProblemArrays) else ProblemArrays.of(problems)
+    n_pat = kept.p.shape[0]
     dtype = state_dtype_of(state_dtype)
+    runs: list = []  # the runs of log states the buffer holds in solver coordinates
     if linear:
         y_lin = np.asarray(result.y)
         if y_lin.dtype != dtype:
             y_lin = y_lin.astype(dtype)
         y_lin.flags.writeable = False
+    elif variables is None and dtype == np.float64 and _linear_in_place(model):
+        y_lin = _consumed(result.y, copy=copy)  # exponentiated when read (_Source)
+        y_lin.flags.writeable = False
+        runs = _log_runs(model)
     else:
         y_lin = _linear(model, result.y, copy=copy)  # (patient, time, state), read-only
         if dtype != y_lin.dtype:
             y_lin = y_lin.astype(dtype)
             y_lin.flags.writeable = False
-    p = np.stack([pr.p for pr in problems])
-    info_keys = [k for k, v in problems[0].info.items() if np.isscalar(v)]
-    info = {k: np.array([pr.info[k] for pr in problems]) for k in info_keys}
+    p, info = kept.p, kept.info
     dims = ("patient", "time")
-    observables = _observable_attrs(model, y_lin, p, info)
+    observables = _observable_attrs(model, _exp_runs(y_lin[:1, :1], runs), p, info)
     keep = None
     if variables is not None:
         keep = set(variables)
@@ -127,7 +163,7 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     data_vars = {}
     if keep is None:
         source = _Source(model, y_lin, p, info, [n for n in optional if n in observables
-                                                 or n in model.state_names])
+                                                 or n in model.state_names], runs)
     for i, st in enumerate(model.states):
         attrs = {"units": st.units, "long_name": st.long_name}
         if keep is None:
@@ -158,7 +194,7 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
     if "hsct_day" in info:
         data_vars["hsct_day"] = (("patient",), info["hsct_day"].astype(float), {
             "units": "day", "long_name": "day of consolidative allogeneic HSCT (NaN: none)"})
-    rule_names = problems[0].info.get("rule_names", [])
+    rule_names = kept.rule_names
     rt = np.asarray(result.rule_time)
     for j, nm in enumerate(rule_names):
         data_vars[f"{nm}_rule_day"] = (("patient",), rt[:, j], {
@@ -184,6 +220,18 @@ def to_dataset(model: Model, problems: list[Problem], t_eval: np.ndarray, result
                           flags={"status": STATUS_NAMES})
 
 
+def _consumed(y, *, copy: bool) -> np.ndarray:
+    """The solver's states ``y`` as the Dataset's buffer, float64: a copy, or ``y`` itself
+    (``copy=False``), which must be writeable (a result is built on once; the caller makes
+    it read-only)."""
+    out = np.array(y, dtype=np.float64, copy=True) if copy else np.asarray(y, np.float64)
+    if not out.flags.writeable:
+        raise ValueError("to_dataset(copy=False): the result's states are read-only, "
+                         "taken by a Dataset built on them already; pass copy=True "
+                         "(or a fresh result)")
+    return out
+
+
 def _linear(model: Model, y, *, copy: bool) -> np.ndarray:
     """Linear states ``(patient, time, state)``, read-only: the exponential of the log
     states taken in place, one contiguous run of log states at a time (the same values as
@@ -191,11 +239,7 @@ def _linear(model: Model, y, *, copy: bool) -> np.ndarray:
     if not _linear_in_place(model):
         out = np.asarray(model.to_linear(y))
     else:
-        out = np.array(y, dtype=np.float64, copy=True) if copy else np.asarray(y, np.float64)
-        if not out.flags.writeable:
-            raise ValueError("to_dataset(copy=False): the result's states are read-only, "
-                             "already linear if a Dataset was built on them; pass copy=True "
-                             "(or a fresh result)")
+        out = _consumed(y, copy=copy)
         exp_log_states(model, out)
     out.flags.writeable = False
     return out
@@ -225,12 +269,33 @@ def exp_log_states(model: Model, y: np.ndarray) -> bool:
     Returns False, leaving ``y`` alone, for a model with its own ``to_linear``."""
     if not _linear_in_place(model):
         return False
+    _exp_runs(y, _log_runs(model), out=y)
+    return True
+
+
+def _log_runs(model: Model) -> list[tuple[int, int]]:
+    """``[(a, b), ...]``: the contiguous runs ``a:b`` of ``model``'s log states."""
     log = np.concatenate([[False], model.log_mask, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(log))
-    for a, b in zip(edges[::2], edges[1::2]):
-        block = y[..., a:b]
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _exp_runs(y: np.ndarray, runs: Sequence[tuple[int, int]], out: np.ndarray | None = None):
+    """``y[..., state]`` with the exponential taken of the state runs ``runs``, in ``out``
+    (C-contiguous float64 of ``y``'s shape, ``y`` itself or a buffer ``y`` is copied into;
+    None: a new copy), or ``y`` where there are no runs. Always one ``np.exp`` in place over
+    ``[..., a:b]`` of a C-contiguous array of the states of whole patient-times, so that
+    every value is computed by the same loop of NumPy's as on the whole buffer."""
+    if not runs:
+        return y
+    if out is None:
+        out = np.array(y, dtype=np.float64, order="C")
+    elif out is not y:
+        out[...] = y
+    for a, b in runs:
+        block = out[..., a:b]
         np.exp(block, out=block)
-    return True
+    return out
 
 
 def _observable_attrs(model: Model, y: np.ndarray, p: np.ndarray, info: dict) -> dict:
@@ -248,21 +313,23 @@ whole batch are never held at once."""
 
 
 def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list,
-             rows=slice(None)) -> dict[str, np.ndarray]:
+             rows=slice(None), runs: Sequence[tuple[int, int]] = ()) -> dict[str, np.ndarray]:
     """The variables ``names`` (float64, ``(patient, time)``) of the patients ``rows``,
     states copied out of ``y`` and observables computed, :data:`CHUNK` patients at a time
-    (one pass over ``y`` for all of them). Every observable is elementwise in the patient,
-    so the values are those of one computation on the whole batch."""
+    (one pass over ``y`` for all of them; ``runs``: the log states ``y`` holds, their
+    exponentials taken on each block as it is read). Every observable is elementwise in the
+    patient, so the values are those of one computation on the whole batch."""
     rows = np.arange(y.shape[0])[rows]
     state = {n: i for i, n in enumerate(model.state_names) if n in names}
     wanted = [n for n in names if n not in state]
     subset = "names" in inspect.signature(model.observables).parameters
     out = {name: np.empty((rows.size, y.shape[1]), y.dtype if name in state else np.float64)
            for name in names}
+    buf = np.empty((min(CHUNK, rows.size), *y.shape[1:])) if runs else None  # reused
     for a in range(0, rows.size, CHUNK):
         r = rows[a:a + CHUNK]
         sel = slice(r[0], r[-1] + 1) if r[-1] - r[0] + 1 == r.size else r  # a run: a view
-        ys = y[sel]
+        ys = _exp_runs(y[sel], runs, None if buf is None else buf[:r.size])
         for name, i in state.items():
             out[name][a:a + r.size] = ys[..., i]
         if not wanted:
@@ -277,28 +344,38 @@ def _compute(model: Model, y: np.ndarray, p: np.ndarray, info: dict, names: list
 
 
 class _Source:
-    """What the lazy variables of one Dataset share: the linear states ``y``, the
-    parameters ``p``, the per-patient ``info``, and a ``group`` of variables (states and
-    observables) computed together, in one pass over ``y`` and sharing the observables'
-    intermediates, on the first whole read of any of them (the ones the clinical endpoints
-    read, which read them all); the others wait in ``pending`` until read. Every other
-    read computes the one variable asked for."""
+    """What the lazy variables of one Dataset share: the states ``y`` (linear, or with the
+    log states ``runs`` in solver coordinates, exponentiated as read), the parameters
+    ``p``, the per-patient ``info``, and a ``group`` of variables (states and observables)
+    computed together, in one pass over ``y`` and sharing the observables' intermediates,
+    on the first whole read of any of them (the ones the clinical endpoints read, which
+    read them all); the others wait in ``pending`` until read. Every other read computes
+    the one variable asked for."""
 
     def __init__(self, model: Model, y: np.ndarray, p: np.ndarray, info: dict,
-                 group: Sequence[str] = ()):
+                 group: Sequence[str] = (), runs: Sequence[tuple[int, int]] = ()):
         self.model, self.y, self.p, self.info = model, y, p, info
         self.group, self.pending = list(group), {}
+        self.runs = list(runs)  # log states ``y`` holds in solver coordinates
+
+    def state(self, key: tuple, index: int) -> np.ndarray:
+        """State ``index`` at ``y[key]`` (basic indices of patient and time), linear, its own
+        contiguous copy."""
+        if not self.runs:
+            return self.y[(*key, index)].copy()
+        return _exp_runs(self.y[key], self.runs)[..., index].copy()
 
     def compute(self, name: str, rows) -> np.ndarray:
         if range(self.y.shape[0])[rows] != range(self.y.shape[0]):
-            return _compute(self.model, self.y, self.p, self.info, [name], rows)[name]
+            return _compute(self.model, self.y, self.p, self.info, [name], rows,
+                            self.runs)[name]
         if name in self.pending:
             return self.pending.pop(name)
         names = [name]
         if name in self.group:
             names += [g for g in self.group if g != name]
             self.group = []  # once: a later read (a copy's) computes its own only
-        out = _compute(self.model, self.y, self.p, self.info, names)
+        out = _compute(self.model, self.y, self.p, self.info, names, runs=self.runs)
         self.pending.update((k, v) for k, v in out.items() if k != name)
         return out[name]
 
@@ -342,8 +419,8 @@ class LazyObservable(BackendArray):
 
 
 class LazyState(BackendArray):
-    """One state ``(patient, time)`` of a Dataset: its column of the linear state buffer
-    ``y[patient, time, state]``, copied out contiguous when read (the column itself is
+    """One state ``(patient, time)`` of a Dataset: its column of the state buffer
+    ``y[patient, time, state]``, copied out contiguous (and linear) when read (the column itself is
     strided: every later pass over it would read the whole buffer). Not cached: a read
     costs one pass over its part of the buffer and holds no memory in the Dataset; the
     first whole read of one of the source's group copies the group's out in one pass."""
@@ -364,7 +441,7 @@ class LazyState(BackendArray):
         n = self.shape[0]
         if isinstance(k_pat, slice) and range(n)[k_pat] == range(n):
             return self.source.compute(self.name, k_pat)[:, k_time]
-        return self.source.y[(k_pat, k_time, self.index)].copy()  # C-contiguous, its own
+        return self.source.state((k_pat, k_time), self.index)  # C-contiguous, its own
 
     def __reduce__(self):
         return _loaded, (self[indexing.BasicIndexer((slice(None), slice(None)))],)
@@ -411,13 +488,19 @@ def patient_overrides(scenarios: list[Scenario]) -> str:
     10,000-patient batch serialises in milliseconds. Sub-configs shared with patient 0
     (the same object, as ``dataclasses.replace`` leaves them) are skipped unread.
     """
-    base = scenarios[0]
-    diffs = []
-    for s in scenarios:
-        out: dict = {}
-        _diff(base, s, "", out)
-        diffs.append(out)
-    return json.dumps(diffs)
+    base, names = scenarios[0], _dataclass_fields(type(scenarios[0]))
+    parts = []
+    for a in range(0, len(scenarios), 256):  # a block at a time: a large batch's peak
+        diffs = []
+        for s in scenarios[a:a + 256]:
+            out: dict = {}
+            if names is not None and type(s) is type(base):  # no _equal of the whole
+                _diff_fields(base, s, names, "", out)
+            else:
+                _diff(base, s, "", out)
+            diffs.append(out)
+        parts.append(json.dumps(diffs)[1:-1])
+    return f"[{', '.join(parts)}]"  # json.dumps(every patient's dict), character for character
 
 
 def _diff(base, other, prefix: str, out: dict) -> None:
@@ -429,12 +512,12 @@ def _diff(base, other, prefix: str, out: dict) -> None:
         if base != other:
             out[prefix[:-1]] = other
         return
-    if dataclasses.is_dataclass(other) and not isinstance(other, type):
+    names = _dataclass_fields(type(other))
+    if names is not None:
         if type(base) is type(other):
             if _equal(base, other):  # a sub-config equal to patient 0's: nothing to list
                 return
-            for name in _field_names(type(other)):
-                _diff_item(getattr(base, name), getattr(other, name), prefix, name, out)
+            _diff_fields(base, other, names, prefix, out)
             return
         other = _plain(dataclasses.asdict(other))
     if isinstance(other, dict) and other:
@@ -459,6 +542,20 @@ def _leaf(v):
     return _plain(v)
 
 
+def _diff_fields(base, other, names: tuple, prefix: str, out: dict) -> None:
+    """:func:`_diff` of the fields ``names`` of two dataclasses of one type, a plain leaf
+    compared here (most are)."""
+    for name in names:
+        b, o = getattr(base, name), getattr(other, name)
+        if b is o:
+            continue
+        if type(o) in _SCALARS and type(b) in _SCALARS:
+            if b != o:
+                out[prefix + name] = o
+        else:
+            _diff(b, o, f"{prefix}{name}.", out)
+
+
 def _diff_item(base, other, prefix: str, key, out: dict) -> None:
     """:func:`_diff` of one field or dict item, a plain leaf compared here (most are)."""
     if base is other:
@@ -471,7 +568,10 @@ def _diff_item(base, other, prefix: str, key, out: dict) -> None:
 
 
 @functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
+def _dataclass_fields(cls: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass type; None for any other type."""
+    if not dataclasses.is_dataclass(cls):
+        return None
     return tuple(f.name for f in dataclasses.fields(cls))
 
 

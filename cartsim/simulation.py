@@ -104,7 +104,14 @@ small so that the solver starts early; each next block is twice the one before, 
 being solved into a float64 block of its own), so that a large batch is solved in a few
 parallel loops (each ends on its slower thread)."""
 
-PIPELINE_GROWTH = 8
+PIPELINE_GROWTH = 4
+
+PIPELINE_AHEAD = 2
+"""Blocks of :func:`simulate`'s pipeline built and not yet taken back: the one solving and
+the next, built while it solves. A block's problems (3.7 kB a ``cd7`` patient, most of it
+the event lists) are dropped once it is solved, so that the next blocks are built in the
+memory they held: a 10,000-patient batch holds the problems of two blocks at once, not of
+all 10,000 (37 MB), at its peak."""
 
 
 def _blocks(n: int, first: int, largest: int) -> dict[int, int]:
@@ -168,15 +175,19 @@ def solve_prepared(batch: PreparedBatch):
 
 
 def finish(batch: PreparedBatch, result, *, variables: Sequence[str] | None = None,
-           **assembly) -> xr.Dataset:
+           problems=None, **assembly) -> xr.Dataset:
     """The Dataset of a solved batch (``variables``: see :func:`simulate`), on the output
     grid, with the endpoint grid's observables when the grids differ (module notes).
 
     The Dataset is built on ``result.y`` itself (``to_dataset(copy=False)``): the result
-    is consumed, its ``y`` left holding the linear states, read-only. ``assembly``: the
-    ``linear``, ``overrides`` and ``state_dtype`` of :func:`cartsim.batch.to_dataset`."""
+    is consumed, its ``y`` left read-only (its log states exponentiated as the Dataset is
+    read, or in place first: see :func:`cartsim.batch.to_dataset`). ``assembly``: the
+    ``linear``, ``overrides`` and ``state_dtype`` of :func:`cartsim.batch.to_dataset`.
+    ``problems``: the :class:`~cartsim.batch.ProblemArrays` of the batch's problems where
+    the caller kept those only (None: ``batch.problems``)."""
     t_ep = batch.t_eval if batch.t_endpoint is None else batch.t_endpoint
-    ds = to_dataset(batch.model, batch.problems, batch.t_record, result, batch.scenarios,
+    ds = to_dataset(batch.model, batch.problems if problems is None else problems,
+                    batch.t_record, result, batch.scenarios,
                     method=batch.method, variables=variables, optional=ENDPOINT_VARIABLES,
                     copy=False, **assembly)
     out = on_output_grid(ds, batch.t_eval, t_ep, variables)
@@ -193,66 +204,73 @@ def _simulate_pipelined(scs: list[Scenario], method: str | None,
 
     The scenarios are built block by block (:data:`PIPELINE_CHUNK`); each is solved, in
     one worker thread (the compiled solver releases the GIL, on Numba's threads as many
-    as the caller's ``numba.get_num_threads()``), while this thread builds the next
-    blocks, writes ``patient_overrides`` and takes the linear states of the blocks solved
-    (``exp_log_states``). In float64 a block is solved into its rows of the Dataset's
-    state buffer; in float32 into a block of its own, rounded into the buffer and freed.
-    Patients are independent in the solver, so a block's rows are those of the whole
-    batch's solve, which starts at the earliest start of any problem: a block solved
-    before an earlier start was built (a later patient with earlier events) is solved
-    again from it. A batch with transplants (``regimen.hsct_day``, planned on the whole
-    batch) is not pipelined; nor is a failing block: the whole batch is then run as
-    :func:`prepare` and :func:`solve_prepared` would, which raises the same error.
+    as the caller's ``numba.get_num_threads()``), while this thread builds the next block
+    (:data:`PIPELINE_AHEAD`) and writes ``patient_overrides``. In float64 a block is solved
+    into its rows of the Dataset's state buffer (its log states exponentiated when the
+    Dataset is read); in float32 into a block of its own, taken linear
+    (``exp_log_states``), rounded into the buffer and freed. A block's problems are dropped
+    once it is solved. Patients are independent in the solver, so a block's rows are those
+    of the whole batch's solve, which starts at the earliest start of any problem: a block
+    solved before an earlier start was built (a later patient with earlier events) is
+    built and solved again from it. A batch with transplants (``regimen.hsct_day``,
+    planned on the whole batch) is not pipelined; nor is a failing block: the whole batch
+    is then run as :func:`prepare` and :func:`solve_prepared` would, which raises the same
+    error.
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     import numba
 
-    from cartsim.batch import exp_log_states
+    from cartsim.batch import ProblemArrays, exp_log_states
     from cartsim.solvers.api import BatchResult
 
     batch = _unbuilt(scs, method)
-    model, problems, n = batch.model, batch.problems, len(scs)
+    model, n = batch.model, len(scs)
     t_record = batch.t_record
     y = np.empty((n, t_record.size, len(model.states)), dtype)
     in_place = dtype == np.float64  # solved into y itself
     ends = _blocks(n, PIPELINE_CHUNK, PIPELINE_CHUNK * (PIPELINE_GROWTH if in_place else 1))
     t0 = [np.inf]  # the batch's start: the earliest of the problems built so far
     threads = numba.get_num_threads()  # thread-local in Numba: the worker takes the caller's
-    linear = [True]
+    built: dict[int, list] = {}  # block start -> its problems, until the block is solved
+    kept: dict[int, ProblemArrays] = {}  # block start -> what the Dataset keeps of them
     parts: dict[int, tuple] = {}  # block start -> (t0 it was solved from, status, stats, rules)
+
+    def build(a: int) -> list:
+        return [model.build(s) for s in scs[a:ends[a]]]
 
     def solve(a: int):
         numba.set_num_threads(threads)
         t_start = t0[0]
-        return a, t_start, solve_problems(model, problems[a:ends[a]], t_record, t0=t_start,
+        return a, t_start, solve_problems(model, built[a], t_record, t0=t_start,
                                           y_out=y[a:ends[a]] if in_place else None,
                                           **batch.opts)
 
     def solved(a: int, t_start: float, res) -> None:
-        """The block's states into ``y``, linear where the model allows (this thread)."""
-        if in_place:
-            linear[0] = exp_log_states(model, y[a:ends[a]]) and linear[0]
-        else:
+        """The block's states into ``y``, linear where the model allows (this thread); its
+        problems dropped (built again if it must be solved again)."""
+        if not in_place:  # float32: rounded once from the linear float64 states
             y[a:ends[a]] = res.y if exp_log_states(model, res.y) else model.to_linear(res.y)
         parts[a] = (t_start, res.status, res.stats, res.rule_time)
+        del built[a]
 
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsim-solve")
     try:
         pending = deque()
-        for a, b in ends.items():
-            block = [model.build(s) for s in scs[a:b]]
-            problems.extend(block)
-            t0[0] = min(t0[0], min(pr.t0 for pr in block))
-            pending.append(executor.submit(solve, a))
-            while pending and pending[0].done():  # a float32 run holds few blocks
+        for a in ends:
+            while len(pending) >= PIPELINE_AHEAD or (pending and pending[0].done()):
                 solved(*pending.popleft().result())
+            built[a] = build(a)
+            kept[a] = ProblemArrays.of(built[a])
+            t0[0] = min(t0[0], min(pr.t0 for pr in built[a]))
+            pending.append(executor.submit(solve, a))
         overrides = patient_overrides(scs) if variables is None else None
         while pending:
             solved(*pending.popleft().result())
         for a, part in list(parts.items()):
             if part[0] != t0[0]:
+                built[a] = build(a)
                 solved(*solve(a))
     except ValueError:
         executor.shutdown(cancel_futures=True)
@@ -269,8 +287,8 @@ def _simulate_pipelined(scs: list[Scenario], method: str | None,
     result = BatchResult(y=y, status=np.concatenate([parts[a][1] for a in order]),
                          stats=np.concatenate([parts[a][2] for a in order]),
                          rule_time=rule_time)
-    return finish(batch, result, variables=variables, linear=linear[0], overrides=overrides,
-                  state_dtype=dtype.name)
+    return finish(batch, result, variables=variables, linear=not in_place, overrides=overrides,
+                  state_dtype=dtype.name, problems=ProblemArrays.concat([kept[a] for a in order]))
 
 
 def _plan_hsct(model: Model, scs: list[Scenario], problems: list[Problem], opts: dict) -> None:

@@ -1,15 +1,15 @@
 """The pipelined ``simulate`` of a large batch (issue 18 item 3) gives the Dataset of the
 unpipelined run bitwise, and each patient's rows are those of the patient simulated alone.
 
-A batch larger than ``cartsim.simulation.PIPELINE_CHUNK`` is built, solved (in a worker
-thread, block by block into one buffer) and exponentiated block by block. The independent
+A batch larger than ``cartsim.simulation.PIPELINE_CHUNK`` is built and solved block by
+block (in a worker thread, into one buffer; a block's problems dropped once it is solved;
+float32 states taken linear and rounded block by block). The independent
 truths here: every patient simulated on its own (``simulate(scenario)``, one patient, no
 pipeline), and the same batch with the pipeline switched off (one block: ``prepare``,
 ``solve_prepared``, ``finish``, the path every batch took before).
 """
 
 import dataclasses
-import threading
 
 import numba
 import numpy as np
@@ -118,42 +118,64 @@ def test_a_later_patient_starting_earlier_resolves_the_blocks_solved_before(bloc
                                                                             monkeypatch,
                                                                             cohort):
     """The batch starts at its earliest start: a block solved before a later block's patient
-    with earlier lymphodepletion was built is solved again from there.
+    with earlier lymphodepletion was built is built and solved again from there.
 
-    The threads are sequenced so that this happens: the first block's solve starts (from
-    the first block's start, day -5) before the early patient is built, and waits until
-    every block is built; the other blocks then start from day -7, and the first again."""
+    The pipeline builds a block only once the block two before it is solved (its problems
+    dropped), so the first block (patients 0-7, day -5) is solved before the last block,
+    with the early patient (day -7), is built; it is then built and solved again from
+    day -7, as is the second block if it started before the early patient was built."""
     scs = list(cohort)
     early = len(scs) - 2  # in the last block
     scs[early] = dataclasses.replace(scs[early], regimen=dataclasses.replace(
         scs[early].regimen, ld_days=[-7.0, -6.0, -5.0]))
-    started, built, starts = threading.Event(), threading.Event(), []
-    solve, build, overrides = (simulation.solve_problems, Cd7Model.build,
-                               simulation.patient_overrides)
+    starts, builds = [], []
+    solve, build = simulation.solve_problems, Cd7Model.build
 
     def spy_solve(model, problems, t_eval, **kw):
-        starts.append(kw["t0"])
-        if len(starts) == 1:
-            started.set()
-            assert built.wait(120)
+        starts.append((len(problems), kw["t0"]))
         return solve(model, problems, t_eval, **kw)
 
     def spy_build(self, scenario):
-        if scenario.regimen.ld_days[0] == -7.0:
-            assert started.wait(120)
+        builds.append(scs.index(scenario))
         return build(self, scenario)
-
-    def spy_overrides(scenarios):  # called once every block is built
-        built.set()
-        return overrides(scenarios)
 
     monkeypatch.setattr(simulation, "solve_problems", spy_solve)
     monkeypatch.setattr(Cd7Model, "build", spy_build)
-    monkeypatch.setattr(simulation, "patient_overrides", spy_overrides)
     piped = cartsim.simulate(scs)
-    assert starts == [-5.0, -7.0, -7.0, -7.0]  # blocks 0, 1, 2 (the early patient), 0
     monkeypatch.undo()
+    assert starts[0] == (8, -5.0) and (3, -7.0) in starts
+    assert starts.count((8, -7.0)) == 1  # the first block, again
+    second = [t0 for size, t0 in starts if size == 16]  # once from -7, or from -5 and again
+    assert second[-1] == -7.0 and len(second) == (2 if second[0] == -5.0 else 1)
+    assert builds.count(0) == 2 and builds.count(early) == 1
     _same(piped, _unpipelined(scs))
+
+
+def test_the_pipeline_holds_the_problems_of_two_blocks_at_most(blocks, monkeypatch, cohort):
+    """A block's problems are dropped once it is solved, before the block two after it is
+    built (``PIPELINE_AHEAD``): blocks of 8, 16 and 3 hold at most 16 + 3 problems while
+    the last is built, not all 27 (a 10,000-patient batch: 37 MB of them at its peak)."""
+    import gc
+    import weakref
+
+    assert simulation.PIPELINE_AHEAD == 2
+    made, live = [], []
+    build = Cd7Model.build
+
+    def spy_build(self, scenario):
+        gc.collect()
+        live.append(sum(ref() is not None for ref in made))
+        problem = build(self, scenario)
+        made.append(weakref.ref(problem))
+        return problem
+
+    monkeypatch.setattr(Cd7Model, "build", spy_build)
+    piped = cartsim.simulate(cohort)
+    monkeypatch.undo()
+    assert len(made) == len(cohort)
+    assert live[:24] == list(range(24))  # blocks 0 and 1 built, neither solved yet
+    assert max(live[24:]) <= 16 + 2  # block 0 dropped before block 2 is built
+    _same(piped, _unpipelined(cohort))
 
 
 @pytest.mark.parametrize("kw", [dict(variables=["car_total", "il6", "marrow_blast_pct"]),
