@@ -151,7 +151,7 @@ def test_to_dataset_leaves_the_result_alone_unless_told(batch):
     args = (MODEL, b.problems, b.t_record, res, b.scenarios)
     a = to_dataset(*args, method=b.method)
     np.testing.assert_array_equal(res.y, before)  # copy=True (the default): untouched
-    c = to_dataset(*args, method=b.method, copy=False)  # on res.y, read-only: exponentiated when read
+    c = to_dataset(*args, method=b.method, copy=False)  # on res.y (read-only; exp on read)
     xr.testing.assert_identical(a.drop_attrs(), c.drop_attrs())
     assert not res.y.flags.writeable
     with pytest.raises(ValueError, match="copy=True"):
