@@ -63,7 +63,8 @@ from cartsim.calibration.likelihood import loglik, sample
 from cartsim.calibration.targets import TARGETS, Target, trials
 
 __all__ = ["IMPORTANCE_ID0", "box_mass", "draw_proposal", "effective_sample_size",
-           "format_coverage", "format_marginals", "importance_weights", "log_q", "marginals", "mixture_log_q",
+           "format_coverage", "format_marginals", "importance_weights", "log_q", "marginals",
+           "mixture_log_q",
            "posterior_coverage", "proposal_from_design", "proposal_from_draws", "resample",
            "run_importance"]
 
