@@ -227,10 +227,6 @@ class Objective:
         down = np.where(x - h >= lo, (v[0] - v[n + 1:]) / h, 0.0)
         return np.maximum(0.0, np.maximum(up, down))
 
-    def hessian(self, x, h: float) -> np.ndarray:
-        """Central finite-difference Hessian of the nll at ``x`` with step ``h`` (one batch)."""
-        return fd_hessian(self.nll_rows, x, h)
-
 
 def _hessian_rows(x, h: float) -> np.ndarray:
     """The points of :func:`fd_hessian`: ``x``, ``x +- h e_i``, ``x +- h e_i +- h e_j``."""
